@@ -1,0 +1,1 @@
+"""hm-pipeline: fashion recommendations for H&M-format data as a Dagster asset graph."""

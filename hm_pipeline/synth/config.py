@@ -1,0 +1,53 @@
+"""World sizes and the generator's behavioural parameters."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass(frozen=True)
+class Behaviour:
+    """Parameters of the purchase process shared by all scales."""
+
+    n_styles: int = 24  # latent fashion styles; a customer's segment is (style, price tier)
+    n_price_tiers: int = 3
+    history_slots: int = 16  # the recent purchases a customer may buy again
+    one_time_share: float = 0.22  # customers with exactly one basket
+    never_buy_share: float = 0.007  # customers in customers.csv who never buy
+    bulk_share: float = 0.006  # customers whose baskets are several times larger
+    churn_mean_weeks: float = 120.0
+    activity_sigma: float = 1.25  # lognormal spread of basket rates
+    mean_basket_size: float = 3.0
+    repurchase_mean: float = 0.03
+    sibling_mean: float = 0.05
+    outfit_mean: float = 0.22
+    online_mean: float = 0.70
+    taste_concentration: float = 6.0  # Dirichlet concentration of personal product-group taste
+    popularity_sigma: float = 1.0
+    halflife_weeks: float = 12.0  # median weeks for an article's sales to halve after its peak
+    affinity_scale: float = 1.0  # spread of segment tastes over index/type/colour/pattern  # lognormal spread of article base popularity
+    duplicate_share: float = 0.045  # items bought as 2+ identical rows
+
+
+@dataclass(frozen=True)
+class ScaleConfig:
+    """How big a world is."""
+
+    name: str
+    n_customers: int
+    n_articles: int
+    txn_per_customer: float  # target mean transaction rows per customer
+    image_size: tuple[int, int] = (64, 96)  # width, height
+    behaviour: Behaviour = field(default_factory=Behaviour)
+
+    def to_dict(self) -> dict:
+        """Plain dict for the world's metadata file."""
+        return asdict(self)
+
+
+SCALES: dict[str, ScaleConfig] = {
+    "tiny": ScaleConfig("tiny", n_customers=3_000, n_articles=1_000, txn_per_customer=23.0),
+    "small": ScaleConfig("small", n_customers=50_000, n_articles=10_000, txn_per_customer=30.0),
+    "medium": ScaleConfig("medium", n_customers=137_198, n_articles=10_554, txn_per_customer=23.2),
+    "full": ScaleConfig("full", n_customers=1_371_980, n_articles=105_542, txn_per_customer=23.2),
+}

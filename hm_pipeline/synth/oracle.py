@@ -1,0 +1,218 @@
+"""The oracle: each customer's true purchase probabilities for a week, from the world's state at
+the start of that week (its latent parameters and the purchases made before it).
+
+It mirrors the item process in `behaviour`: P(item = a) for one item of a customer's basket,
+turned into P(buy a in week W) = 1 - exp(-E[items in W] * P(item = a)). The purchases that
+feed repurchase terms are the customer's last `history_slots` purchases before W, read back
+from the transactions (identical adjacent rows are one item bought in several units).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from hm_pipeline.schema import SYNTHETIC_DIR
+from hm_pipeline.synth.behaviour import (
+    DAY0,
+    WeekSampler,
+    recency_slot_probabilities,
+    volume,
+    week_of,
+)
+from hm_pipeline.synth.catalogue import Catalogue
+from hm_pipeline.synth.config import Behaviour
+from hm_pipeline.synth.world import META_FILE, STATE_FILE
+
+
+@dataclass
+class World:
+    """The saved latent state of a generated world."""
+
+    arrays: dict[str, np.ndarray]
+    meta: dict
+
+    @classmethod
+    def load(cls, raw_dir: Path) -> World:
+        """Load `raw_dir/_synthetic/`; a clear error when the folder holds no synthetic world."""
+        state = Path(raw_dir) / SYNTHETIC_DIR
+        if not (state / STATE_FILE).exists():
+            raise FileNotFoundError(
+                f"{state / STATE_FILE} not found: the oracle exists only for synthetic worlds "
+                "made by `hm-pipeline synth`"
+            )
+        with np.load(state / STATE_FILE) as z:
+            arrays = {k: z[k] for k in z.files}
+        return cls(arrays=arrays, meta=json.loads((state / META_FILE).read_text()))
+
+    @property
+    def behaviour(self) -> Behaviour:
+        """The behaviour parameters the world was generated with."""
+        return Behaviour(**self.meta["scale"]["behaviour"])
+
+    def catalogue(self) -> Catalogue:
+        """The catalogue's latent arrays (its `articles` frame is not needed and left empty)."""
+        fields = {k[4:]: v for k, v in self.arrays.items() if k.startswith("cat_")}
+        return Catalogue(articles=pl.DataFrame(), **fields)
+
+    def cust(self, name: str) -> np.ndarray:
+        """One customer latent array."""
+        return self.arrays[f"cust_{name}"]
+
+
+class _SegmentsView:
+    def __init__(self, world: World):
+        self.affinity = world.arrays["seg_affinity"]
+        self.segment = world.arrays["seg_segment"]
+
+
+def recent_purchases(
+    transactions: pl.LazyFrame, customer_hex: pl.Series, article_ids: np.ndarray, before: date, slots: int
+) -> np.ndarray:
+    """(len(customer_hex), slots) article rows of each customer's last purchases before `before`,
+    most recent first, -1 where fewer. `transactions` has the Kaggle columns, in file order."""
+    want = pl.DataFrame({"customer_id": customer_hex, "c": np.arange(len(customer_hex))})
+    art_map = pl.DataFrame({"article_id": article_ids.astype(np.int64), "a": np.arange(len(article_ids))})
+    rows = (
+        transactions.filter(pl.col("t_dat") < before)
+        .with_row_index("i")
+        .join(want.lazy(), on="customer_id", how="inner")
+        .sort("c", "i")
+        .with_columns(pl.col("article_id").cast(pl.Int64))
+        .filter(
+            ~(
+                pl.struct("t_dat", "article_id", "price", "sales_channel_id")
+                == pl.struct("t_dat", "article_id", "price", "sales_channel_id").shift(1)
+            ).over("c").fill_null(False)
+        )
+        .group_by("c", maintain_order=True)
+        .tail(slots)
+        .join(art_map.lazy(), on="article_id", how="left")
+        .with_columns(pl.int_range(pl.len(), 0, -1).over("c").sub(1).alias("r"))
+        .select("c", "r", "a")
+        .collect()
+    )
+    out = np.full((len(customer_hex), slots), -1, dtype=np.int64)
+    out[rows["c"].to_numpy(), rows["r"].to_numpy()] = rows["a"].fill_null(-1).to_numpy()
+    return out
+
+
+def item_probabilities(world: World, rows: np.ndarray, history: np.ndarray, week: int) -> tuple[np.ndarray, np.ndarray]:
+    """P(item = article) over all articles for customer rows `rows` (dense, float64), and the
+    expected number of items each buys in `week`."""
+    beh = world.behaviour
+    cat = world.catalogue()
+    n_art = len(cat.price)
+    n_groups = world.cust("group_pref").shape[1]
+    sampler = WeekSampler.build(_SegmentsView(world), cat, week, n_groups)
+    segment = world.arrays["seg_segment"][rows]
+    taste_alive = sampler.taste_probabilities(segment, world.cust("group_pref")[rows])
+    taste = np.zeros((len(rows), n_art))
+    taste[:, sampler.alive] = taste_alive
+
+    # Novelty redraw: mass of draws that hit a recent purchase is drawn again.
+    valid = history >= 0
+    safe = np.where(valid, history, 0)
+    in_hist = np.zeros((len(rows), n_art), dtype=bool)
+    r_idx = np.repeat(np.arange(len(rows)), history.shape[1])
+    in_hist[r_idx[valid.ravel()], safe.ravel()[valid.ravel()]] = True
+    p_hit = (taste * in_hist).sum(axis=1, keepdims=True)
+    taste = np.where(in_hist, taste * p_hit, taste * (1 + p_hit))
+
+    p_rep = np.minimum(world.cust("p_repurchase")[rows], 0.45).astype(np.float64)
+    p_sib = np.minimum(world.cust("p_sibling")[rows], 0.45).astype(np.float64)
+    n_filled = valid.sum(axis=1)
+    rec = recency_slot_probabilities(n_filled, history.shape[1])  # by recency r
+    cnt = cat.code_count[safe]
+    rep_w = p_rep[:, None] * rec * valid
+    sib_ok = valid & (cnt > 1)
+    sib_w = p_sib[:, None] * rec * sib_ok
+    taste_w = 1.0 - rep_w.sum(axis=1) - sib_w.sum(axis=1)
+    first = taste * taste_w[:, None]
+    np.add.at(first, (r_idx, safe.ravel()), rep_w.ravel())
+    # Other colours: the slot's mass spread over the code's other articles.
+    starts = cat.code_start[safe]
+    for off in range(1, int(cnt.max(initial=1))):
+        ok = sib_ok & (off < cnt)
+        if not ok.any():
+            break
+        target = starts + (safe - starts + off) % np.maximum(cnt, 1)
+        share = np.where(ok, sib_w / np.maximum(cnt - 1, 1), 0.0)
+        np.add.at(first, (r_idx, target.ravel()), share.ravel())
+
+    # Outfit partners of the basket's first item.
+    comp = np.zeros_like(first)
+    for j in range(2):
+        tgt = cat.companions[:, j]
+        order = np.argsort(tgt, kind="stable")
+        uniq, starts_j = np.unique(tgt[order], return_index=True)
+        comp[:, uniq] += 0.5 * np.add.reduceat(first[:, order], starts_j, axis=1)
+    bulk = world.cust("bulk")[rows]
+    mean_size = 1 + (beh.mean_basket_size - 1) * np.where(bulk, 5, 1)
+    p_out = world.cust("p_outfit")[rows].astype(np.float64)
+    later = (1 - 1 / mean_size) * p_out
+    item = first * (1 - later)[:, None] + comp * later[:, None]
+
+    lam = world.arrays["rate_scale"][0] * world.cust("activity")[rows] * volume(week)
+    one_time = world.cust("one_time_week")[rows]
+    join = world.cust("join_week")[rows]
+    active = (join <= week) & (week < world.cust("churn_week")[rows]) & (one_time < 0)
+    baskets = np.where(active, lam, 0.0)
+    baskets = np.where(active & (join == week), lam + np.exp(-lam), baskets)
+    baskets = np.where(one_time == week, 1.0, baskets)
+    return item, baskets * mean_size
+
+
+def oracle_top_k(
+    raw_dir: Path,
+    transactions: pl.LazyFrame,
+    week_start: date,
+    customer_hex: pl.Series,
+    k: int = 12,
+    chunk: int | None = None,
+) -> pl.DataFrame:
+    """The k articles each customer is most likely to buy in the week starting `week_start`.
+
+    Returns customer_id (hex), article_id, probability, rank. Only purchases before
+    `week_start` are read from `transactions` (Kaggle columns, file order).
+    """
+    if (week_start - DAY0).days % 7:
+        raise ValueError(f"{week_start} is not a Wednesday: weeks run Wednesday to Tuesday")
+    world = World.load(raw_dir)
+    week = week_of(week_start)
+    all_hex = pl.Series(world.arrays["customer_hex"].astype("U64"))
+    lookup = pl.DataFrame({"customer_id": all_hex, "row": np.arange(len(all_hex))})
+    wanted = pl.DataFrame({"customer_id": customer_hex}).join(lookup, on="customer_id", how="left")
+    if wanted["row"].null_count():
+        missing = wanted.filter(pl.col("row").is_null())["customer_id"][0]
+        raise KeyError(f"customer {missing} is not in this world")
+    rows = wanted["row"].to_numpy()
+    article_ids = world.arrays["article_ids"]
+    slots = world.behaviour.history_slots
+    history = recent_purchases(transactions, wanted["customer_id"], article_ids, week_start, slots)
+    chunk = chunk or max(1, int(1.5e8 // max(len(article_ids), 1) // 8))
+    parts = []
+    for s in range(0, len(rows), chunk):  # chunks of customers, each fully vectorized
+        item, n_items = item_probabilities(world, rows[s : s + chunk], history[s : s + chunk], week)
+        prob = 1 - np.exp(-item * n_items[:, None])
+        kk = min(k, prob.shape[1])
+        top = np.argpartition(-prob, kk - 1, axis=1)[:, :kk]
+        top_p = np.take_along_axis(prob, top, axis=1)
+        order = np.argsort(-top_p, axis=1, kind="stable")
+        top, top_p = np.take_along_axis(top, order, axis=1), np.take_along_axis(top_p, order, axis=1)
+        parts.append(
+            pl.DataFrame(
+                {
+                    "customer_id": np.repeat(wanted["customer_id"].to_numpy()[s : s + chunk], kk),
+                    "article_id": article_ids[top.ravel()].astype(np.int32),
+                    "probability": top_p.ravel(),
+                    "rank": np.tile(np.arange(1, kk + 1, dtype=np.int32), len(top)),
+                }
+            )
+        )
+    return pl.concat(parts)
