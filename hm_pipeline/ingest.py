@@ -25,8 +25,14 @@ TYPE_SAMPLE_ROWS = 10_000
 class InputFileError(ValueError):
     """A fault that makes a whole input file unusable."""
 
-    def __init__(self, file: Path | str, rule: str, detail: str = "", column: str | None = None,
-                 line: int | None = None):
+    def __init__(
+        self,
+        file: Path | str,
+        rule: str,
+        detail: str = "",
+        column: str | None = None,
+        line: int | None = None,
+    ):
         self.file, self.rule, self.column, self.line = str(file), rule, column, line
         where = "".join(
             [f", column '{column}'" if column else "", f", line {line}" if line is not None else ""]
@@ -59,11 +65,21 @@ def check_file(path: Path, columns: list[str]) -> None:
     missing = [c for c in columns if c not in header]
     extra = [c for c in header if c not in columns]
     if missing:
-        raise InputFileError(path, "missing column", f"expected columns {columns}, got {header}",
-                             column=missing[0], line=1)
+        raise InputFileError(
+            path,
+            "missing column",
+            f"expected columns {columns}, got {header}",
+            column=missing[0],
+            line=1,
+        )
     if extra:
-        raise InputFileError(path, "extra column", f"expected columns {columns}, got {header}",
-                             column=extra[0], line=1)
+        raise InputFileError(
+            path,
+            "extra column",
+            f"expected columns {columns}, got {header}",
+            column=extra[0],
+            line=1,
+        )
     if not second:
         raise InputFileError(path, "empty file", "a header but no data rows", line=2)
     with open(path, "rb") as fh:
@@ -71,8 +87,11 @@ def check_file(path: Path, columns: list[str]) -> None:
         last = fh.read(1)
     if last != b"\n":
         raise InputFileError(
-            path, "truncated last line", "the file does not end with a newline, so its last "
-            "record may be cut short", line=_count_lines(path))
+            path,
+            "truncated last line",
+            "the file does not end with a newline, so its last record may be cut short",
+            line=_count_lines(path),
+        )
 
 
 def _count_lines(path: Path) -> int:
@@ -116,17 +135,23 @@ class Rule:
 
 
 def _int_fails(col: str) -> pl.Expr:
-    return pl.col(col).is_not_null() & pl.col(col).str.strip_chars().cast(pl.Int64, strict=False).is_null()
+    return (
+        pl.col(col).is_not_null()
+        & pl.col(col).str.strip_chars().cast(pl.Int64, strict=False).is_null()
+    )
 
 
 def _float_fails(col: str) -> pl.Expr:
-    return pl.col(col).is_not_null() & pl.col(col).str.strip_chars().cast(pl.Float64, strict=False).is_null()
+    return (
+        pl.col(col).is_not_null()
+        & pl.col(col).str.strip_chars().cast(pl.Float64, strict=False).is_null()
+    )
 
 
 def _type_rules(int_cols: list[str], float_cols: list[str]) -> list[Rule]:
-    return [Rule("not an integer", c, _int_fails(c), f"{c} is not an integer") for c in int_cols] + [
-        Rule("not a number", c, _float_fails(c), f"{c} is not a number") for c in float_cols
-    ]
+    return [
+        Rule("not an integer", c, _int_fails(c), f"{c} is not an integer") for c in int_cols
+    ] + [Rule("not a number", c, _float_fails(c), f"{c} is not a number") for c in float_cols]
 
 
 def _apply_rules(lf: pl.LazyFrame, rules: list[Rule]) -> pl.LazyFrame:
@@ -135,7 +160,9 @@ def _apply_rules(lf: pl.LazyFrame, rules: list[Rule]) -> pl.LazyFrame:
     reason = pl.lit(None, dtype=pl.String)
     for r in reversed(rules):
         rule = pl.when(r.failed).then(pl.lit(r.name)).otherwise(rule)
-        text = pl.concat_str([pl.lit(r.reason + ": '"), pl.col(r.column).fill_null(""), pl.lit("'")])
+        text = pl.concat_str(
+            [pl.lit(r.reason + ": '"), pl.col(r.column).fill_null(""), pl.lit("'")]
+        )
         reason = pl.when(r.failed).then(text).otherwise(reason)
     return lf.with_columns(rule.alias("_rule"), reason.alias("_reason"))
 
@@ -158,19 +185,27 @@ def check_column_types(path: Path, columns: list[str], rules: list[Rule]) -> Non
         return
     sample = _collect(path, _scan_strings(path, columns).head(TYPE_SAMPLE_ROWS))
     for r in type_rules:
-        stats = sample.select(r.failed.sum().alias("bad"), pl.col(r.column).is_not_null().sum().alias("n"))
+        stats = sample.select(
+            r.failed.sum().alias("bad"), pl.col(r.column).is_not_null().sum().alias("n")
+        )
         bad, n = stats.row(0)
         if n and bad / n >= WRONG_TYPE_SHARE:
             first = sample.filter(r.failed).row(0, named=True)
             raise InputFileError(
-                path, "wrong type", f"{bad} of the first {n} values fail: {r.reason} "
-                f"(first: '{first[r.column]}')", column=r.column, line=first["_row"] + 2)
+                path,
+                "wrong type",
+                f"{bad} of the first {n} values fail: {r.reason} (first: '{first[r.column]}')",
+                column=r.column,
+                line=first["_row"] + 2,
+            )
 
 
 def _line_numbers(df: pl.DataFrame, columns: list[str]) -> pl.Series:
     """Physical line of each record: quoted fields may hold newlines (detail_desc does)."""
     newlines = pl.sum_horizontal(pl.col(c).str.count_matches("\n").fill_null(0) for c in columns)
-    return df.select((pl.lit(2) + pl.col("_row") + newlines.cum_sum() - newlines).alias("line"))["line"]
+    return df.select((pl.lit(2) + pl.col("_row") + newlines.cum_sum() - newlines).alias("line"))[
+        "line"
+    ]
 
 
 def _duplicates(df: pl.DataFrame, path: Path, column: str, what: str) -> None:
@@ -178,8 +213,13 @@ def _duplicates(df: pl.DataFrame, path: Path, column: str, what: str) -> None:
     if dup.height:
         value = dup[column][0]
         lines = dup.filter(pl.col(column) == value)["_line"].to_list()
-        raise InputFileError(path, f"duplicated {what}", f"'{value}' appears on lines {lines}",
-                             column=column, line=lines[1])
+        raise InputFileError(
+            path,
+            f"duplicated {what}",
+            f"'{value}' appears on lines {lines}",
+            column=column,
+            line=lines[1],
+        )
 
 
 # --- tables -------------------------------------------------------------------------------
@@ -200,17 +240,31 @@ def ingest_articles(path: Path) -> Ingested:
     """articles.csv -> typed articles; duplicated article ids fail the file."""
     cols = S.ARTICLES_COLUMNS
     check_file(path, cols)
-    rules = [Rule("missing article_id", "article_id", pl.col("article_id").is_null(), "article_id is empty")]
+    rules = [
+        Rule(
+            "missing article_id",
+            "article_id",
+            pl.col("article_id").is_null(),
+            "article_id is empty",
+        )
+    ]
     rules += _type_rules(_ARTICLE_INT_COLS, [])
     check_column_types(path, cols, rules)
     df = _collect(path, _scan_strings(path, cols))
     df = df.with_columns(_line_numbers(df, cols).alias("_line"))
     df = _apply_rules(df.lazy(), rules).collect()
     good = df.filter(pl.col("_rule").is_null())
-    _duplicates(good.with_columns(pl.col("article_id").str.strip_chars().cast(pl.Int64)), path,
-                "article_id", "article id")
+    _duplicates(
+        good.with_columns(pl.col("article_id").str.strip_chars().cast(pl.Int64)),
+        path,
+        "article_id",
+        "article id",
+    )
     table = good.select(
-        [pl.col(c).str.strip_chars().cast(pl.Int32) if c in _ARTICLE_INT_COLS else pl.col(c) for c in cols]
+        [
+            pl.col(c).str.strip_chars().cast(pl.Int32) if c in _ARTICLE_INT_COLS else pl.col(c)
+            for c in cols
+        ]
     )
     rejects = _rejects(df.lazy(), path.name, cols, pl.col("_line")).collect()
     return Ingested(table=table, rejects=rejects)
@@ -223,9 +277,12 @@ def ingest_customers(path: Path) -> tuple[Ingested, pl.DataFrame]:
     cols = S.CUSTOMERS_COLUMNS
     check_file(path, cols)
     rules = [
-        Rule("bad customer_id", "customer_id",
-             ~pl.col("customer_id").fill_null("").str.contains(S.CUSTOMER_HEX_PATTERN),
-             "customer_id is not 64 lowercase hex characters"),
+        Rule(
+            "bad customer_id",
+            "customer_id",
+            ~pl.col("customer_id").fill_null("").str.contains(S.CUSTOMER_HEX_PATTERN),
+            "customer_id is not 64 lowercase hex characters",
+        ),
         *_type_rules([], ["FN", "Active", "age"]),
     ]
     check_column_types(path, cols, rules)
@@ -243,13 +300,17 @@ def ingest_customers(path: Path) -> tuple[Ingested, pl.DataFrame]:
         pl.col("age").str.strip_chars().cast(pl.Float32),
         pl.col("postal_code"),
     )
-    ids = good.select(pl.col("_id").alias("customer_id"), pl.col("customer_id").alias("customer_hex"))
+    ids = good.select(
+        pl.col("_id").alias("customer_id"), pl.col("customer_id").alias("customer_hex")
+    )
     rejects = _rejects(df.lazy(), path.name, cols, pl.col("_line")).collect()
     return Ingested(table=table, rejects=rejects), ids
 
 
 def ingest_transactions(
-    path: Path, customer_ids: pl.LazyFrame | pl.DataFrame, article_ids: pl.LazyFrame | pl.DataFrame,
+    path: Path,
+    customer_ids: pl.LazyFrame | pl.DataFrame,
+    article_ids: pl.LazyFrame | pl.DataFrame,
     calendar: Calendar,
 ) -> Ingested:
     """transactions_train.csv -> typed transactions (lazy, streamed), in file order.
@@ -261,38 +322,71 @@ def ingest_transactions(
     price_expr = pl.col("price").str.strip_chars().cast(pl.Float64, strict=False)
     channel_expr = pl.col("sales_channel_id").str.strip_chars().cast(pl.Int64, strict=False)
     not_date = Rule("not a date", "t_dat", date_expr.is_null(), "t_dat is not a YYYY-MM-DD date")
-    not_number = Rule("not a number", "price", pl.col("price").is_not_null() & price_expr.is_null(),
-                      "price is not a number")
-    not_channel = Rule("not an integer", "sales_channel_id", _int_fails("sales_channel_id"),
-                       "sales_channel_id is not an integer")
-    not_article = Rule("not an integer", "article_id", _int_fails("article_id"),
-                       "article_id is not an integer")
+    not_number = Rule(
+        "not a number",
+        "price",
+        pl.col("price").is_not_null() & price_expr.is_null(),
+        "price is not a number",
+    )
+    not_channel = Rule(
+        "not an integer",
+        "sales_channel_id",
+        _int_fails("sales_channel_id"),
+        "sales_channel_id is not an integer",
+    )
+    not_article = Rule(
+        "not an integer", "article_id", _int_fails("article_id"), "article_id is not an integer"
+    )
     rules = [
         not_date,
-        Rule("date outside calendar", "t_dat", ~date_expr.is_between(calendar.start, calendar.end),
-             f"t_dat is outside {calendar.start} .. {calendar.end}"),
+        Rule(
+            "date outside calendar",
+            "t_dat",
+            ~date_expr.is_between(calendar.start, calendar.end),
+            f"t_dat is outside {calendar.start} .. {calendar.end}",
+        ),
         not_number,
-        Rule("price not positive", "price",
-             price_expr.is_null() | price_expr.is_nan() | (price_expr <= 0),
-             "price must be a positive number"),
+        Rule(
+            "price not positive",
+            "price",
+            price_expr.is_null() | price_expr.is_nan() | (price_expr <= 0),
+            "price must be a positive number",
+        ),
         not_channel,
-        Rule("unknown sales channel", "sales_channel_id",
-             ~channel_expr.is_in(S.SALES_CHANNELS).fill_null(False),
-             f"sales_channel_id must be one of {S.SALES_CHANNELS}"),
-        Rule("unknown customer", "customer_id", pl.col("_customer").is_null(),
-             "customer_id is not in customers.csv"),
+        Rule(
+            "unknown sales channel",
+            "sales_channel_id",
+            ~channel_expr.is_in(S.SALES_CHANNELS).fill_null(False),
+            f"sales_channel_id must be one of {S.SALES_CHANNELS}",
+        ),
+        Rule(
+            "unknown customer",
+            "customer_id",
+            pl.col("_customer").is_null(),
+            "customer_id is not in customers.csv",
+        ),
         not_article,
-        Rule("unknown article", "article_id", pl.col("_article").is_null(),
-             "article_id is not in articles.csv"),
+        Rule(
+            "unknown article",
+            "article_id",
+            pl.col("_article").is_null(),
+            "article_id is not in articles.csv",
+        ),
     ]
     check_column_types(path, cols, [not_date, not_number, not_channel, not_article])
-    cust = customer_ids.lazy().select(pl.col("customer_hex").alias("customer_id"), pl.col("customer_id").alias("_customer"))
-    arts = article_ids.lazy().select(pl.col("article_id").cast(pl.Int64).alias("_art_key"),
-                                     pl.col("article_id").alias("_article"))
+    cust = customer_ids.lazy().select(
+        pl.col("customer_hex").alias("customer_id"), pl.col("customer_id").alias("_customer")
+    )
+    arts = article_ids.lazy().select(
+        pl.col("article_id").cast(pl.Int64).alias("_art_key"),
+        pl.col("article_id").alias("_article"),
+    )
     parsed = (
         _scan_strings(path, cols)
         .join(cust, on="customer_id", how="left", maintain_order="left")
-        .with_columns(pl.col("article_id").str.strip_chars().cast(pl.Int64, strict=False).alias("_art_key"))
+        .with_columns(
+            pl.col("article_id").str.strip_chars().cast(pl.Int64, strict=False).alias("_art_key")
+        )
         .join(arts, on="_art_key", how="left", maintain_order="left")
     )
     parsed = _apply_rules(parsed, rules)
@@ -305,3 +399,32 @@ def ingest_transactions(
     )
     rejects = _rejects(parsed, path.name, cols, pl.col("_row") + 2)
     return Ingested(table=table, rejects=rejects)
+
+
+def image_manifest(article_ids: pl.Series, raw_dir: Path) -> pl.DataFrame:
+    """article_id, path (relative to raw_dir), width, height, has_image for every article.
+
+    Only image headers are read (PIL opens lazily), one file per article."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from PIL import Image, UnidentifiedImageError
+
+    paths = pl.DataFrame({"article_id": article_ids}).select(
+        pl.col("article_id").cast(pl.Int32), S.article_image_relpath_expr().alias("path")
+    )
+
+    def size(rel: str) -> tuple[int | None, int | None]:
+        try:
+            with Image.open(raw_dir / rel) as im:
+                return im.size
+        except FileNotFoundError:
+            return None, None
+        except (UnidentifiedImageError, OSError) as exc:
+            raise InputFileError(raw_dir / rel, "unreadable image", str(exc)) from exc
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        sizes = list(pool.map(size, paths["path"].to_list(), chunksize=256))
+    return paths.with_columns(
+        pl.Series("width", [w for w, _ in sizes], dtype=pl.Int32),
+        pl.Series("height", [h for _, h in sizes], dtype=pl.Int32),
+    ).with_columns(pl.col("width").is_not_null().alias("has_image"))

@@ -34,7 +34,9 @@ def _hits(predictions: pl.DataFrame | pl.LazyFrame, truth: pl.DataFrame | pl.Laz
     return preds, n_true
 
 
-def map_at_k(predictions: pl.DataFrame | pl.LazyFrame, truth: pl.DataFrame | pl.LazyFrame, k: int = 12) -> float:
+def map_at_k(
+    predictions: pl.DataFrame | pl.LazyFrame, truth: pl.DataFrame | pl.LazyFrame, k: int = 12
+) -> float:
     """Mean average precision at k, as in the H&M competition.
 
     AP@k = sum over positions i <= k of precision@i * rel(i), divided by min(#bought, k).
@@ -48,23 +50,29 @@ def map_at_k(predictions: pl.DataFrame | pl.LazyFrame, truth: pl.DataFrame | pl.
     )
     out = (
         n_true.join(ap, on=CUSTOMER, how="left")
-        .select(
-            (pl.col("sum_prec").fill_null(0) / pl.min_horizontal("n_true", pl.lit(k))).mean()
-        )
+        .select((pl.col("sum_prec").fill_null(0) / pl.min_horizontal("n_true", pl.lit(k))).mean())
         .collect()
     )
     return float(out.item() or 0.0)
 
 
-def hit_rate_at_k(predictions: pl.DataFrame | pl.LazyFrame, truth: pl.DataFrame | pl.LazyFrame, k: int = 12) -> float:
+def hit_rate_at_k(
+    predictions: pl.DataFrame | pl.LazyFrame, truth: pl.DataFrame | pl.LazyFrame, k: int = 12
+) -> float:
     """Share of buying customers with at least one purchased article in their top k."""
     preds, n_true = _hits(predictions, truth, k)
     hit = preds.group_by(CUSTOMER).agg(pl.col("hit").max().alias("any"))
-    out = n_true.join(hit, on=CUSTOMER, how="left").select(pl.col("any").fill_null(0).mean()).collect()
+    out = (
+        n_true.join(hit, on=CUSTOMER, how="left")
+        .select(pl.col("any").fill_null(0).mean())
+        .collect()
+    )
     return float(out.item() or 0.0)
 
 
-def ndcg_at_k(predictions: pl.DataFrame | pl.LazyFrame, truth: pl.DataFrame | pl.LazyFrame, k: int = 12) -> float:
+def ndcg_at_k(
+    predictions: pl.DataFrame | pl.LazyFrame, truth: pl.DataFrame | pl.LazyFrame, k: int = 12
+) -> float:
     """Normalized discounted cumulative gain at k with binary relevance."""
     preds, n_true = _hits(predictions, truth, k)
     dcg = preds.group_by(CUSTOMER).agg(
@@ -83,7 +91,9 @@ def ndcg_at_k(predictions: pl.DataFrame | pl.LazyFrame, truth: pl.DataFrame | pl
     return float(out.item() or 0.0)
 
 
-def recall_at_k(predictions: pl.DataFrame | pl.LazyFrame, truth: pl.DataFrame | pl.LazyFrame, k: int = 12) -> float:
+def recall_at_k(
+    predictions: pl.DataFrame | pl.LazyFrame, truth: pl.DataFrame | pl.LazyFrame, k: int = 12
+) -> float:
     """Mean over buying customers of the share of their distinct purchases found in the top k."""
     preds, n_true = _hits(predictions, truth, k)
     found = preds.group_by(CUSTOMER).agg(pl.col("hit").sum().alias("found"))

@@ -117,4 +117,6 @@ def article_image_relpath(article_id: int) -> str:
 def article_image_relpath_expr(col: str = "article_id") -> pl.Expr:
     """Polars expression giving article_image_relpath for a column of article ids."""
     s = pl.col(col).cast(pl.String).str.zfill(10)
-    return pl.concat_str([pl.lit(IMAGES_DIR + "/"), s.str.slice(0, 3), pl.lit("/"), s, pl.lit(".jpg")])
+    return pl.concat_str(
+        [pl.lit(IMAGES_DIR + "/"), s.str.slice(0, 3), pl.lit("/"), s, pl.lit(".jpg")]
+    )

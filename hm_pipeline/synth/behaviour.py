@@ -56,7 +56,9 @@ class Segments:
     segment: np.ndarray  # (n_customers,) int32
 
 
-def segment_affinity(rng: np.random.Generator, cat: Catalogue, cust: Customers, beh: Behaviour) -> Segments:
+def segment_affinity(
+    rng: np.random.Generator, cat: Catalogue, cust: Customers, beh: Behaviour
+) -> Segments:
     """Each style likes some index, product types, colours and patterns; each price tier has an
     elasticity. Affinity of segment (style, tier) for an article is their product."""
     k = beh.n_styles
@@ -134,7 +136,9 @@ class WeekSampler:
             scale = np.where(z_full > 0, pref / z_full, 0.0)
         return w * scale[:, groups_of_alive]
 
-    def draw(self, rng: np.random.Generator, segment: np.ndarray, group_pref: np.ndarray) -> np.ndarray:
+    def draw(
+        self, rng: np.random.Generator, segment: np.ndarray, group_pref: np.ndarray
+    ) -> np.ndarray:
         """Draw one article per row: group from `group_pref` rows, article within the group."""
         n_alive = len(self.alive)
         pref = group_pref.astype(np.float64).copy()
@@ -147,7 +151,9 @@ class WeekSampler:
         hi = row0 + self.group_hi[g]
         base = np.where(lo > 0, self.cum[np.maximum(lo - 1, 0)], 0.0)
         top = self.cum[np.maximum(hi - 1, 0)]
-        pos = np.searchsorted(self.cum, base + rng.random(len(segment)) * (top - base), side="right")
+        pos = np.searchsorted(
+            self.cum, base + rng.random(len(segment)) * (top - base), side="right"
+        )
         pos = np.clip(pos, lo, hi - 1) - row0
         return self.alive[pos]
 
@@ -173,8 +179,8 @@ class Transactions:
 
 def basket_rate_scale(cust: Customers, beh: Behaviour, txn_per_customer: float) -> float:
     """Scale of the activity rates that makes the mean rows per customer hit the target."""
-    rows_per_basket = beh.mean_basket_size * (1 + beh.duplicate_share * 1.2) * (
-        1 + beh.bulk_share * 4
+    rows_per_basket = (
+        beh.mean_basket_size * (1 + beh.duplicate_share * 1.2) * (1 + beh.bulk_share * 4)
     )
     weeks = np.arange(N_WEEKS)
     vol = volume(weeks)
@@ -228,7 +234,12 @@ def simulate(
         extra = rng.negative_binomial(0.9, 0.9 / (0.9 + beh.mean_basket_size - 1), len(b_cust))
         b_size = 1 + extra * np.where(cust.bulk[b_cust], 5, 1)
         order = np.lexsort((b_day, b_cust))  # chronological per customer
-        b_cust, b_day, b_channel, b_size = b_cust[order], b_day[order], b_channel[order], b_size[order]
+        b_cust, b_day, b_channel, b_size = (
+            b_cust[order],
+            b_day[order],
+            b_channel[order],
+            b_size[order],
+        )
 
         # Items.
         i_basket = np.repeat(np.arange(len(b_cust)), b_size)
@@ -249,7 +260,9 @@ def simulate(
         use_sib = (mode == 2) & (past >= 0) & (cnt > 1) & ~outfit
         ps = past[use_sib]
         start = cat.code_start[ps]
-        offset = (ps - start + 1 + rng.integers(0, 1 << 30, len(ps)) % (cnt[use_sib] - 1)) % cnt[use_sib]
+        offset = (ps - start + 1 + rng.integers(0, 1 << 30, len(ps)) % (cnt[use_sib] - 1)) % cnt[
+            use_sib
+        ]
         art[use_sib] = start + offset
         taste = np.flatnonzero((art < 0) & ~outfit)
         art[taste] = sampler.draw(rng, seg.segment[i_cust[taste]], cust.group_pref[i_cust[taste]])
@@ -278,7 +291,9 @@ def simulate(
         price = np.where(rng.random(len(art)) < 0.08, price * 0.9, price)
 
         # Identical rows for multiple units.
-        copies = 1 + (rng.random(len(art)) < beh.duplicate_share) * (1 + (rng.random(len(art)) < 0.2))
+        copies = 1 + (rng.random(len(art)) < beh.duplicate_share) * (
+            1 + (rng.random(len(art)) < 0.2)
+        )
         rows = np.repeat(np.arange(len(art)), copies)
         in_calendar = (i_day[rows] >= FIRST_DAY) & (i_day[rows] <= LAST_DAY)
         rows = rows[in_calendar]
@@ -294,5 +309,8 @@ def simulate(
         if progress:
             progress(week + 1, N_WEEKS)
     return Transactions(
-        **{f: np.concatenate([getattr(c, f) for c in chunks]) for f in Transactions.__dataclass_fields__}
+        **{
+            f: np.concatenate([getattr(c, f) for c in chunks])
+            for f in Transactions.__dataclass_fields__
+        }
     )

@@ -14,8 +14,20 @@ N_CALENDAR_DAYS = 735  # day 0 is Wednesday 2018-09-19; transactions run on days
 
 # Product types whose sales follow the summer or the winter (week of year of the peak).
 _SUMMER = ("short", "swim", "bikini", "vest", "sandal", "sunglass", "dress", "skirt", "flip")
-_WINTER = ("jacket", "coat", "sweater", "boot", "hoodie", "cardigan", "scarf", "glove", "beanie",
-           "hat/beanie", "cap/peaked", "pyjama")
+_WINTER = (
+    "jacket",
+    "coat",
+    "sweater",
+    "boot",
+    "hoodie",
+    "cardigan",
+    "scarf",
+    "glove",
+    "beanie",
+    "hat/beanie",
+    "cap/peaked",
+    "pyjama",
+)
 
 
 @dataclass
@@ -75,7 +87,9 @@ def _season_profile(type_names: np.ndarray, rng: np.random.Generator) -> tuple[n
     for kw in _WINTER:
         winter |= np.char.find(lower, kw) >= 0
     peak = np.where(summer, 26.0, np.where(winter, 49.0, rng.uniform(0, 52, len(lower))))
-    amp = np.where(summer | winter, rng.uniform(0.6, 1.1, len(lower)), rng.uniform(0, 0.25, len(lower)))
+    amp = np.where(
+        summer | winter, rng.uniform(0.6, 1.1, len(lower)), rng.uniform(0, 0.25, len(lower))
+    )
     return peak, amp
 
 
@@ -129,10 +143,16 @@ def generate_catalogue(
     )
     rows = _conditional(rng, code_df["product_type_name"].to_numpy(), ggpt, "product_type_name")
     fallback = _weighted(rng, gg["n"].to_numpy(), n_codes)
-    gg_no = np.where(rows >= 0, ggpt["garment_group_no"].to_numpy()[np.maximum(rows, 0)],
-                     gg["garment_group_no"].to_numpy()[fallback])
-    gg_name = np.where(rows >= 0, ggpt["garment_group_name"].to_numpy()[np.maximum(rows, 0)],
-                       gg["garment_group_name"].to_numpy()[fallback])
+    gg_no = np.where(
+        rows >= 0,
+        ggpt["garment_group_no"].to_numpy()[np.maximum(rows, 0)],
+        gg["garment_group_no"].to_numpy()[fallback],
+    )
+    gg_name = np.where(
+        rows >= 0,
+        ggpt["garment_group_name"].to_numpy()[np.maximum(rows, 0)],
+        gg["garment_group_name"].to_numpy()[fallback],
+    )
     ga = pl.DataFrame(ref["graphical_appearance"])
     code_df = code_df.with_columns(
         pl.Series("garment_group_no", gg_no),
@@ -156,7 +176,9 @@ def generate_catalogue(
     variant = np.arange(n) - code_start_of_code[code_of]
     steps = rng.integers(1, 4, size=n)
     steps[variant == 0] = rng.integers(1, 30, size=int((variant == 0).sum()))
-    suffix = np.cumsum(steps) - np.repeat(np.cumsum(steps)[code_start_of_code] - steps[code_start_of_code], counts)
+    suffix = np.cumsum(steps) - np.repeat(
+        np.cumsum(steps)[code_start_of_code] - steps[code_start_of_code], counts
+    )
     # At most 29 + 74 * 3 < 1000, so suffixes stay three digits and unique within a code.
     article_id = code_numbers[code_of].astype(np.int64) * 1000 + suffix
 
@@ -197,8 +219,12 @@ def generate_catalogue(
     # Lifecycle: launch (with a few days of spread between colours), peak, decline.
     launch_day = launch[code_of] + rng.integers(0, 14, n) * (variant > 0)
     basics = rng.random(n) < 0.12
-    halflife = np.where(basics, rng.uniform(40, 120, n), np.exp(rng.normal(np.log(halflife_weeks), 0.5, n)))
-    base_pop = np.exp(rng.normal(0, popularity_sigma, n)) * np.exp(rng.normal(0, 0.5, n_codes))[code_of]
+    halflife = np.where(
+        basics, rng.uniform(40, 120, n), np.exp(rng.normal(np.log(halflife_weeks), 0.5, n))
+    )
+    base_pop = (
+        np.exp(rng.normal(0, popularity_sigma, n)) * np.exp(rng.normal(0, 0.5, n_codes))[code_of]
+    )
     peak, amp = _season_profile(art["product_type_name"].to_numpy(), rng)
 
     companions = _companions(rng, art["index_group_no"].to_numpy(), launch_day, group_idx)

@@ -15,17 +15,17 @@ class Behaviour:
     one_time_share: float = 0.22  # customers with exactly one basket
     never_buy_share: float = 0.007  # customers in customers.csv who never buy
     bulk_share: float = 0.006  # customers whose baskets are several times larger
-    churn_mean_weeks: float = 120.0
+    churn_mean_weeks: float = 120.0  # mean weeks a customer stays after joining
     activity_sigma: float = 1.25  # lognormal spread of basket rates
     mean_basket_size: float = 3.0
-    repurchase_mean: float = 0.03
-    sibling_mean: float = 0.05
-    outfit_mean: float = 0.22
-    online_mean: float = 0.70
+    repurchase_mean: float = 0.03  # mean P(an item re-buys a recent purchase)
+    sibling_mean: float = 0.05  # mean P(an item is another colour of a recent purchase)
+    outfit_mean: float = 0.22  # mean P(a later basket item is an outfit partner of the first)
+    online_mean: float = 0.70  # mean P(a basket is bought online)
     taste_concentration: float = 6.0  # Dirichlet concentration of personal product-group taste
-    popularity_sigma: float = 1.0
+    popularity_sigma: float = 1.0  # lognormal spread of article base popularity
     halflife_weeks: float = 12.0  # median weeks for an article's sales to halve after its peak
-    affinity_scale: float = 1.0  # spread of segment tastes over index/type/colour/pattern  # lognormal spread of article base popularity
+    affinity_scale: float = 1.0  # spread of segment tastes over index/type/colour/pattern
     duplicate_share: float = 0.045  # items bought as 2+ identical rows
 
 
@@ -48,6 +48,6 @@ class ScaleConfig:
 SCALES: dict[str, ScaleConfig] = {
     "tiny": ScaleConfig("tiny", n_customers=3_000, n_articles=1_000, txn_per_customer=23.0),
     "small": ScaleConfig("small", n_customers=50_000, n_articles=10_000, txn_per_customer=30.0),
-    "medium": ScaleConfig("medium", n_customers=137_198, n_articles=10_554, txn_per_customer=23.2),
-    "full": ScaleConfig("full", n_customers=1_371_980, n_articles=105_542, txn_per_customer=23.2),
+    "medium": ScaleConfig("medium", n_customers=137_198, n_articles=10_554, txn_per_customer=24.0),
+    "full": ScaleConfig("full", n_customers=1_371_980, n_articles=105_542, txn_per_customer=24.0),
 }

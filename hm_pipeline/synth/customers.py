@@ -60,39 +60,52 @@ def generate_customers(
     fn = rng.random(n) < 0.342
     active = np.where(fn, rng.random(n) < 0.965, rng.random(n) < 0.004)
     status = rng.choice(
-        np.array(["ACTIVE", "PRE-CREATE", "", "LEFT CLUB"]), size=n, p=[0.9257, 0.0699, 0.0042, 0.0002]
+        np.array(["ACTIVE", "PRE-CREATE", "", "LEFT CLUB"]),
+        size=n,
+        p=[0.9257, 0.0699, 0.0042, 0.0002],
     )
-    news = np.where(fn, rng.choice(["Regularly", "Monthly", "NONE"], size=n, p=[0.97, 0.002, 0.028]),
-                    rng.choice(["NONE", "Regularly"], size=n, p=[0.985, 0.015]))
+    news = np.where(
+        fn,
+        rng.choice(["Regularly", "Monthly", "NONE"], size=n, p=[0.97, 0.002, 0.028]),
+        rng.choice(["NONE", "Regularly"], size=n, p=[0.985, 0.015]),
+    )
     news = np.where(rng.random(n) < 0.0117, "", news)
     news = np.where(rng.random(n) < 2e-6, "None", news)  # the real file's odd spelling
 
     hist = pl.DataFrame(ref["age_histogram"])
     ages = hist["age"].to_numpy()
-    age = ages[rng.choice(len(ages), size=n, p=hist["n"].to_numpy() / hist["n"].sum())].astype(float)
+    age = ages[rng.choice(len(ages), size=n, p=hist["n"].to_numpy() / hist["n"].sum())].astype(
+        float
+    )
     age_missing = rng.random(n) < 0.0126
 
     # Postal codes: one shared by ~8.7% of customers, the rest in small groups.
     n_codes = max(1, int(n * 0.45))
     postal_ids = random_hex_ids(rng, n_codes)
     big = rng.random(n) < ref["customers_per_postal_code_top"][0] / ref["sample_rows"]
-    small_code = 1 + np.minimum(rng.geometric(0.35, n) - 1 + rng.integers(0, n_codes, n), n_codes - 2)
+    small_code = 1 + np.minimum(
+        rng.geometric(0.35, n) - 1 + rng.integers(0, n_codes, n), n_codes - 2
+    )
     postal = postal_ids[np.where(big, 0, small_code % n_codes)]
 
-    df = pl.DataFrame(
-        {
-            "customer_id": ids,
-            "FN": np.where(fn, 1.0, np.nan),
-            "Active": np.where(active, 1.0, np.nan),
-            "club_member_status": status,
-            "fashion_news_frequency": news,
-            "age": np.where(age_missing, np.nan, age),
-            "postal_code": postal,
-        }
-    ).with_columns(
-        pl.col("FN", "Active", "age").fill_nan(None),
-        pl.col("club_member_status", "fashion_news_frequency").replace("", None),
-    ).select(CUSTOMERS_COLUMNS)
+    df = (
+        pl.DataFrame(
+            {
+                "customer_id": ids,
+                "FN": np.where(fn, 1.0, np.nan),
+                "Active": np.where(active, 1.0, np.nan),
+                "club_member_status": status,
+                "fashion_news_frequency": news,
+                "age": np.where(age_missing, np.nan, age),
+                "postal_code": postal,
+            }
+        )
+        .with_columns(
+            pl.col("FN", "Active", "age").fill_nan(None),
+            pl.col("club_member_status", "fashion_news_frequency").replace("", None),
+        )
+        .select(CUSTOMERS_COLUMNS)
+    )
 
     # Styles depend on age: each style has an age centre; customers pick near their age.
     centres = np.sort(rng.uniform(17, 68, beh.n_styles))

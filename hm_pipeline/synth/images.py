@@ -14,12 +14,36 @@ from PIL import Image, ImageDraw
 from hm_pipeline.schema import article_image_relpath
 
 _SHAPES: dict[str, list[tuple[float, float]] | str] = {
-    "upper": [(0.3, 0.15), (0.7, 0.15), (0.95, 0.3), (0.85, 0.45), (0.75, 0.4), (0.75, 0.85),
-              (0.25, 0.85), (0.25, 0.4), (0.15, 0.45), (0.05, 0.3)],
-    "trousers": [(0.3, 0.1), (0.7, 0.1), (0.76, 0.9), (0.56, 0.9), (0.5, 0.38), (0.44, 0.9),
-                 (0.24, 0.9)],
-    "shorts": [(0.3, 0.25), (0.7, 0.25), (0.76, 0.6), (0.54, 0.6), (0.5, 0.42), (0.46, 0.6),
-               (0.24, 0.6)],
+    "upper": [
+        (0.3, 0.15),
+        (0.7, 0.15),
+        (0.95, 0.3),
+        (0.85, 0.45),
+        (0.75, 0.4),
+        (0.75, 0.85),
+        (0.25, 0.85),
+        (0.25, 0.4),
+        (0.15, 0.45),
+        (0.05, 0.3),
+    ],
+    "trousers": [
+        (0.3, 0.1),
+        (0.7, 0.1),
+        (0.76, 0.9),
+        (0.56, 0.9),
+        (0.5, 0.38),
+        (0.44, 0.9),
+        (0.24, 0.9),
+    ],
+    "shorts": [
+        (0.3, 0.25),
+        (0.7, 0.25),
+        (0.76, 0.6),
+        (0.54, 0.6),
+        (0.5, 0.42),
+        (0.46, 0.6),
+        (0.24, 0.6),
+    ],
     "skirt": [(0.35, 0.2), (0.65, 0.2), (0.8, 0.75), (0.2, 0.75)],
     "dress": [(0.38, 0.08), (0.62, 0.08), (0.65, 0.35), (0.85, 0.9), (0.15, 0.9), (0.35, 0.35)],
     "shoes": [(0.15, 0.6), (0.5, 0.6), (0.6, 0.7), (0.9, 0.75), (0.9, 0.85), (0.15, 0.85)],
@@ -31,13 +55,27 @@ _SHAPES: dict[str, list[tuple[float, float]] | str] = {
 _SHAPE_NAMES = list(_SHAPES)
 
 _COLOURS = [  # longer names first, so 'off white' wins over 'white'
-    ("off white", (235, 230, 215)), ("white", (246, 246, 246)), ("black", (25, 25, 25)),
-    ("beige", (215, 195, 160)), ("grey", (128, 128, 128)), ("turquoise", (60, 180, 180)),
-    ("blue", (40, 70, 160)), ("green", (50, 130, 60)), ("khaki", (120, 115, 70)),
-    ("yellow", (235, 210, 50)), ("orange", (240, 140, 40)), ("red", (190, 30, 40)),
-    ("pink", (235, 150, 180)), ("lilac", (190, 160, 215)), ("purple", (120, 60, 140)),
-    ("brown", (110, 70, 40)), ("gold", (212, 175, 55)), ("silver", (192, 192, 192)),
-    ("bronze", (160, 110, 60)), ("copper", (184, 115, 51)), ("mole", (110, 100, 90)),
+    ("off white", (235, 230, 215)),
+    ("white", (246, 246, 246)),
+    ("black", (25, 25, 25)),
+    ("beige", (215, 195, 160)),
+    ("grey", (128, 128, 128)),
+    ("turquoise", (60, 180, 180)),
+    ("blue", (40, 70, 160)),
+    ("green", (50, 130, 60)),
+    ("khaki", (120, 115, 70)),
+    ("yellow", (235, 210, 50)),
+    ("orange", (240, 140, 40)),
+    ("red", (190, 30, 40)),
+    ("pink", (235, 150, 180)),
+    ("lilac", (190, 160, 215)),
+    ("purple", (120, 60, 140)),
+    ("brown", (110, 70, 40)),
+    ("gold", (212, 175, 55)),
+    ("silver", (192, 192, 192)),
+    ("bronze", (160, 110, 60)),
+    ("copper", (184, 115, 51)),
+    ("mole", (110, 100, 90)),
     ("transparent", (230, 230, 235)),
 ]
 _PATTERNS = ["solid", "stripe", "check", "dot", "denim", "melange", "diagonal", "print", "lace"]
@@ -146,11 +184,15 @@ def write_images(
     shape_idx = np.array(
         [
             _SHAPE_NAMES.index(shape_of(g, t))
-            for g, t in zip(articles["product_group_name"], articles["product_type_name"], strict=True)
+            for g, t in zip(
+                articles["product_group_name"], articles["product_type_name"], strict=True
+            )
         ]
     )
     colours = np.array([colour_of(c) for c in articles["colour_group_name"]], dtype=np.float32)
-    pattern_idx = np.array([_PATTERNS.index(pattern_of(a)) for a in articles["graphical_appearance_name"]])
+    pattern_idx = np.array(
+        [_PATTERNS.index(pattern_of(a)) for a in articles["graphical_appearance_name"]]
+    )
     ids = articles["article_id"].to_numpy()
     todo = np.flatnonzero(has_image)
     for d in np.unique(ids[todo] // 10_000_000):
@@ -159,13 +201,20 @@ def write_images(
         idx = todo[b0 : b0 + batch]
         shift = rng.integers(-2, 3, size=(len(idx), 2))
         mask = masks[shape_idx[idx]]
-        mask = np.stack([np.roll(m, tuple(s), axis=(0, 1)) for m, s in zip(mask, shift, strict=True)])
+        mask = np.stack(
+            [np.roll(m, tuple(s), axis=(0, 1)) for m, s in zip(mask, shift, strict=True)]
+        )
         pat = patterns[pattern_idx[idx]]
-        col = colours[idx][:, None, None, :] * (1 - 0.45 * pat[..., None]) + 0.45 * pat[..., None] * 235
+        col = (
+            colours[idx][:, None, None, :] * (1 - 0.45 * pat[..., None])
+            + 0.45 * pat[..., None] * 235
+        )
         noise = rng.normal(0, 4, size=(len(idx), height, width, 1)).astype(np.float32)
         img = 228 * (1 - mask[..., None]) + mask[..., None] * col + noise
         img = np.clip(img, 0, 255).astype(np.uint8)
         for j, a in enumerate(idx):  # encoding is per file; the drawing above is batched
-            Image.fromarray(img[j]).save(out_dir.parent / article_image_relpath(int(ids[a])), quality=90)
+            Image.fromarray(img[j]).save(
+                out_dir.parent / article_image_relpath(int(ids[a])), quality=90
+            )
         if progress:
             progress(min(b0 + batch, len(todo)), len(todo))

@@ -72,12 +72,18 @@ class _SegmentsView:
 
 
 def recent_purchases(
-    transactions: pl.LazyFrame, customer_hex: pl.Series, article_ids: np.ndarray, before: date, slots: int
+    transactions: pl.LazyFrame,
+    customer_hex: pl.Series,
+    article_ids: np.ndarray,
+    before: date,
+    slots: int,
 ) -> np.ndarray:
     """(len(customer_hex), slots) article rows of each customer's last purchases before `before`,
     most recent first, -1 where fewer. `transactions` has the Kaggle columns, in file order."""
     want = pl.DataFrame({"customer_id": customer_hex, "c": np.arange(len(customer_hex))})
-    art_map = pl.DataFrame({"article_id": article_ids.astype(np.int64), "a": np.arange(len(article_ids))})
+    art_map = pl.DataFrame(
+        {"article_id": article_ids.astype(np.int64), "a": np.arange(len(article_ids))}
+    )
     rows = (
         transactions.filter(pl.col("t_dat") < before)
         .with_row_index("i")
@@ -88,12 +94,13 @@ def recent_purchases(
             ~(
                 pl.struct("t_dat", "article_id", "price", "sales_channel_id")
                 == pl.struct("t_dat", "article_id", "price", "sales_channel_id").shift(1)
-            ).over("c").fill_null(False)
+            )
+            .over("c")
+            .fill_null(False)
         )
-        .group_by("c", maintain_order=True)
-        .tail(slots)
-        .join(art_map.lazy(), on="article_id", how="left")
         .with_columns(pl.int_range(pl.len(), 0, -1).over("c").sub(1).alias("r"))
+        .filter(pl.col("r") < slots)
+        .join(art_map.lazy(), on="article_id", how="left")
         .select("c", "r", "a")
         .collect()
     )
@@ -102,7 +109,9 @@ def recent_purchases(
     return out
 
 
-def item_probabilities(world: World, rows: np.ndarray, history: np.ndarray, week: int) -> tuple[np.ndarray, np.ndarray]:
+def item_probabilities(
+    world: World, rows: np.ndarray, history: np.ndarray, week: int
+) -> tuple[np.ndarray, np.ndarray]:
     """P(item = article) over all articles for customer rows `rows` (dense, float64), and the
     expected number of items each buys in `week`."""
     beh = world.behaviour
@@ -204,7 +213,10 @@ def oracle_top_k(
         top = np.argpartition(-prob, kk - 1, axis=1)[:, :kk]
         top_p = np.take_along_axis(prob, top, axis=1)
         order = np.argsort(-top_p, axis=1, kind="stable")
-        top, top_p = np.take_along_axis(top, order, axis=1), np.take_along_axis(top_p, order, axis=1)
+        top, top_p = (
+            np.take_along_axis(top, order, axis=1),
+            np.take_along_axis(top_p, order, axis=1),
+        )
         parts.append(
             pl.DataFrame(
                 {

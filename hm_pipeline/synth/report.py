@@ -8,7 +8,12 @@ from pathlib import Path
 import polars as pl
 
 from hm_pipeline.metrics import map_at_k
-from hm_pipeline.schema import ARTICLES_FILE, CUSTOMERS_FILE, TRANSACTIONS_FILE, article_image_relpath_expr
+from hm_pipeline.schema import (
+    ARTICLES_FILE,
+    CUSTOMERS_FILE,
+    TRANSACTIONS_FILE,
+    article_image_relpath_expr,
+)
 from hm_pipeline.synth import reference
 
 
@@ -33,7 +38,9 @@ def last_week_popularity_map(raw_dir: Path, k: int = 12) -> float:
     week_start = last - timedelta(days=6)
     truth = txn.filter(pl.col("t_dat") >= week_start).select("customer_id", "article_id")
     top = (
-        txn.filter(pl.col("t_dat").is_between(week_start - timedelta(days=7), week_start, closed="left"))
+        txn.filter(
+            pl.col("t_dat").is_between(week_start - timedelta(days=7), week_start, closed="left")
+        )
         .group_by("article_id")
         .agg(pl.len().alias("n"))
         .sort(["n", "article_id"], descending=[True, False])
@@ -49,14 +56,19 @@ def world_figures(raw_dir: Path) -> dict[str, float]:
     raw_dir = Path(raw_dir)
     txn = _scan_transactions(raw_dir)
     n_customers = pl.scan_csv(raw_dir / CUSTOMERS_FILE).select(pl.len()).collect().item()
-    articles = pl.read_csv(raw_dir / ARTICLES_FILE, columns=["article_id", "product_code"],
-                           schema_overrides={"article_id": pl.Int64})
+    articles = pl.read_csv(
+        raw_dir / ARTICLES_FILE,
+        columns=["article_id", "product_code"],
+        schema_overrides={"article_id": pl.Int64},
+    )
     with_image = articles.select(article_image_relpath_expr().alias("p"))["p"]
     n_images = sum((raw_dir / p).exists() for p in with_image)  # one stat per article
     last = txn.select(pl.col("t_dat").max()).collect().item()
-    per_cust = txn.group_by("customer_id").agg(
-        pl.len().alias("n"), pl.col("t_dat").max().alias("last")
-    ).collect()
+    per_cust = (
+        txn.group_by("customer_id")
+        .agg(pl.len().alias("n"), pl.col("t_dat").max().alias("last"))
+        .collect()
+    )
     per_art = txn.group_by("article_id").agg(pl.len().alias("n")).collect()
     overall = txn.select(
         pl.len().alias("transactions"),
@@ -81,7 +93,9 @@ def world_figures(raw_dir: Path) -> dict[str, float]:
         "txn_per_customer_max": int(per_cust["n"].max()),
         "txn_per_article_median": float(per_art["n"].median()),
         "txn_per_article_mean": float(per_art["n"].mean()),
-        "share_customers_last_week": per_cust.filter(pl.col("last") > last - timedelta(days=7)).height
+        "share_customers_last_week": per_cust.filter(
+            pl.col("last") > last - timedelta(days=7)
+        ).height
         / n_customers,
         "share_customers_inactive_last_3_months": 1
         - per_cust.filter(pl.col("last") > last - timedelta(days=92)).height / n_customers,

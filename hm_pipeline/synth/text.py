@@ -6,25 +6,84 @@ import numpy as np
 import polars as pl
 
 _SYLLABLES = [
-    "li", "ma", "ro", "sa", "ti", "no", "ve", "ka", "be", "la", "mi", "da", "jo", "ne", "ra",
-    "el", "an", "is", "to", "fi", "lu", "mo", "ze", "ha", "vi", "so", "ly", "di", "co", "na",
+    "li",
+    "ma",
+    "ro",
+    "sa",
+    "ti",
+    "no",
+    "ve",
+    "ka",
+    "be",
+    "la",
+    "mi",
+    "da",
+    "jo",
+    "ne",
+    "ra",
+    "el",
+    "an",
+    "is",
+    "to",
+    "fi",
+    "lu",
+    "mo",
+    "ze",
+    "ha",
+    "vi",
+    "so",
+    "ly",
+    "di",
+    "co",
+    "na",
 ]
 _NAME_SUFFIXES = ["", "", "", " HW", " (1)", " 2-pack", " RW", " slim", " wide", " basic", " TP"]
 
 _FITS = [
-    "Fitted", "Relaxed-fit", "Loose-fit", "Regular-fit", "Oversized", "Slim-fit", "Straight-cut",
-    "Short", "Long", "Cropped", "Soft", "Wide-cut",
+    "Fitted",
+    "Relaxed-fit",
+    "Loose-fit",
+    "Regular-fit",
+    "Oversized",
+    "Slim-fit",
+    "Straight-cut",
+    "Short",
+    "Long",
+    "Cropped",
+    "Soft",
+    "Wide-cut",
 ]
 _FEATURES = [
-    "a round neckline", "long sleeves", "short sleeves", "a V-neck", "buttons down the front",
-    "an elasticated waist", "side pockets", "a concealed zip", "narrow shoulder straps",
-    "a drawstring hem", "dropped shoulders", "ribbing at the cuffs and hem", "a wrapover front",
-    "a high waist", "a collar", "a lined hood", "flared legs", "a zip at the back",
+    "a round neckline",
+    "long sleeves",
+    "short sleeves",
+    "a V-neck",
+    "buttons down the front",
+    "an elasticated waist",
+    "side pockets",
+    "a concealed zip",
+    "narrow shoulder straps",
+    "a drawstring hem",
+    "dropped shoulders",
+    "ribbing at the cuffs and hem",
+    "a wrapover front",
+    "a high waist",
+    "a collar",
+    "a lined hood",
+    "flared legs",
+    "a zip at the back",
 ]
 _EXTRAS = [
-    "Unlined.", "Lined.", "The polyester content is recycled.", "Made from organic cotton.",
-    "Soft, brushed inside.", "Made from a recycled blend.", "Regular fit.", "Machine washable.",
-    "", "",
+    "Unlined.",
+    "Lined.",
+    "The polyester content is recycled.",
+    "Made from organic cotton.",
+    "Soft, brushed inside.",
+    "Made from a recycled blend.",
+    "Regular fit.",
+    "Machine washable.",
+    "",
+    "",
 ]
 _MATERIALS = {
     "Jersey": ["soft cotton jersey", "stretch jersey", "viscose jersey", "slub jersey"],
@@ -52,8 +111,11 @@ def product_names(rng: np.random.Generator, n: int) -> np.ndarray:
     """`n` invented product names like 'Lima HW' or 'Rosati'."""
     n_syl = rng.integers(2, 4, size=n)
     parts = rng.choice(_SYLLABLES, size=(n, 3))
-    stems = np.where(n_syl == 2, np.char.add(parts[:, 0], parts[:, 1]),
-                     np.char.add(np.char.add(parts[:, 0], parts[:, 1]), parts[:, 2]))
+    stems = np.where(
+        n_syl == 2,
+        np.char.add(parts[:, 0], parts[:, 1]),
+        np.char.add(np.char.add(parts[:, 0], parts[:, 1]), parts[:, 2]),
+    )
     stems = np.char.capitalize(stems)
     suffix = rng.choice(_NAME_SUFFIXES, size=n)
     return np.char.add(stems, suffix)

@@ -18,7 +18,13 @@ from hm_pipeline.schema import (
     SYNTHETIC_DIR,
     TRANSACTIONS_FILE,
 )
-from hm_pipeline.synth.behaviour import DAY0, Transactions, basket_rate_scale, segment_affinity, simulate
+from hm_pipeline.synth.behaviour import (
+    DAY0,
+    Transactions,
+    basket_rate_scale,
+    segment_affinity,
+    simulate,
+)
 from hm_pipeline.synth.catalogue import generate_catalogue
 from hm_pipeline.synth.config import SCALES, ScaleConfig
 from hm_pipeline.synth.customers import generate_customers
@@ -35,7 +41,9 @@ def _noop(stage: str, done: int, total: int) -> None:
     return None
 
 
-def generate_world(scale: str | ScaleConfig, seed: int, out_dir: Path, progress: Progress = _noop) -> dict:
+def generate_world(
+    scale: str | ScaleConfig, seed: int, out_dir: Path, progress: Progress = _noop
+) -> dict:
     """Write articles.csv, customers.csv, transactions_train.csv, sample_submission.csv and
     images/ into `out_dir`, and the latent state into `out_dir/_synthetic/`. Returns the meta."""
     cfg = SCALES[scale] if isinstance(scale, str) else scale
@@ -53,8 +61,15 @@ def generate_world(scale: str | ScaleConfig, seed: int, out_dir: Path, progress:
     progress("customers", 0, 1)
     cust = generate_customers(rng_cust, cfg.n_customers, n_groups, group_share, beh)
     seg = segment_affinity(rng_seg, cat, cust, beh)
-    txn = simulate(rng_sim, cat, cust, seg, beh, cfg.txn_per_customer,
-                   progress=lambda d, t: progress("weeks", d, t))
+    txn = simulate(
+        rng_sim,
+        cat,
+        cust,
+        seg,
+        beh,
+        cfg.txn_per_customer,
+        progress=lambda d, t: progress("weeks", d, t),
+    )
 
     progress("writing csv", 0, 1)
     _write_articles(cat.articles, out_dir / ARTICLES_FILE)
@@ -70,8 +85,14 @@ def generate_world(scale: str | ScaleConfig, seed: int, out_dir: Path, progress:
     images = out_dir / IMAGES_DIR
     if images.exists():
         shutil.rmtree(images)
-    write_images(cat.articles, has_image, images, cfg.image_size, int(rng_img.integers(1 << 31)),
-                 progress=lambda d, t: progress("images", d, t))
+    write_images(
+        cat.articles,
+        has_image,
+        images,
+        cfg.image_size,
+        int(rng_img.integers(1 << 31)),
+        progress=lambda d, t: progress("images", d, t),
+    )
 
     state = out_dir / SYNTHETIC_DIR
     state.mkdir(exist_ok=True)
@@ -107,7 +128,11 @@ def _write_customers(customers: pl.DataFrame, path: Path) -> None:
 
 
 def _write_transactions(
-    txn: Transactions, article_ids: np.ndarray, customer_hex: pl.Series, path: Path, progress: Progress
+    txn: Transactions,
+    article_ids: np.ndarray,
+    customer_hex: pl.Series,
+    path: Path,
+    progress: Progress,
 ) -> None:
     """Rows in date order, a customer's rows of a day together, written in chunks."""
     order = np.lexsort((txn.customer, txn.day))

@@ -1,0 +1,38 @@
+# Two entry points on a fresh machine: `make demo` and `make test` (see README).
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+export HM_DATA_DIR ?= $(CURDIR)/data
+
+.PHONY: install demo test lint format dev bench clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+install: $(BIN)/.installed
+
+demo: install
+	$(BIN)/hm-pipeline synth --scale small --seed 42
+	$(BIN)/hm-pipeline run --week 2020-09-16
+
+test: install
+	$(BIN)/pytest -q
+
+lint: install
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff format . && $(BIN)/ruff check --fix .
+
+dev: install
+	$(BIN)/hm-pipeline dev
+
+bench: install
+	$(BIN)/hm-pipeline bench synth --scale full
+	$(BIN)/hm-pipeline bench ingest --scale full
+
+clean:
+	rm -rf $(VENV) data/lake data/dagster_home

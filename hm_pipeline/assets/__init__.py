@@ -1,0 +1,1 @@
+"""Thin Dagster wiring over the pure modules."""

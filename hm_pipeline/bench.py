@@ -1,0 +1,87 @@
+"""Benchmarks: run a stage in a child process, record wall time and peak RSS in a file."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+TARGETS = {  # (seconds, GB) at full scale, from the issues
+    "synth": (15 * 60, 8.0),
+    "ingest": (3 * 60, 8.0),
+}
+
+
+def machine() -> str:
+    """A one-line description of this machine."""
+    mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    py = platform.python_version()
+    return f"{platform.machine()}, {os.cpu_count()} cores, {mem_gb:.0f} GB RAM, Python {py}"
+
+
+def _command(what: str, scale: str, seed: int, workdir: Path) -> list[str]:
+    cli = [sys.executable, "-m", "hm_pipeline.cli"]
+    if what == "synth":
+        return [*cli, "synth", "--scale", scale, "--seed", str(seed), "--out", str(workdir / "raw")]
+    if what == "ingest":
+        if not (workdir / "raw" / "articles.csv").exists():
+            subprocess.run(_command("synth", scale, seed, workdir), check=True)
+        return [*cli, "ingest", "--raw", str(workdir / "raw"), "--lake", str(workdir / "lake")]
+    raise ValueError(what)
+
+
+def run_benchmark(what: str, scale: str, seed: int, workdir: Path, results: Path) -> dict:
+    """Run `what` at `scale` in a child process and record it in `results` (markdown, with a
+    JSON twin beside it)."""
+    cmd = _command(what, scale, seed, workdir)
+    t0 = time.monotonic()
+    proc = subprocess.Popen(cmd)
+    _, status, usage = os.wait4(proc.pid, 0)  # this child's own peak, not earlier children's
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.monotonic() - t0
+    if proc.returncode:
+        raise subprocess.CalledProcessError(proc.returncode, cmd)
+    peak_kb = usage.ru_maxrss
+    target_s, target_gb = TARGETS.get(what, (None, None))
+    row = {
+        "benchmark": what,
+        "scale": scale,
+        "wall_s": round(wall, 1),
+        "peak_rss_gb": round(peak_kb / 2**20, 2),
+        "target": f"<= {target_s / 60:.0f} min, <= {target_gb:.0f} GB"
+        if target_s and scale == "full"
+        else "",
+        "machine": machine(),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "command": f"hm-pipeline bench {what} --scale {scale} --seed {seed}",
+    }
+    _record(row, results)
+    return row
+
+
+def _record(row: dict, results: Path) -> None:
+    store = results.with_suffix(".json")
+    rows = json.loads(store.read_text()) if store.exists() else []
+    rows = [r for r in rows if (r["benchmark"], r["scale"]) != (row["benchmark"], row["scale"])] + [
+        row
+    ]
+    rows.sort(key=lambda r: (r["benchmark"], r["scale"]))
+    results.parent.mkdir(parents=True, exist_ok=True)
+    store.write_text(json.dumps(rows, indent=1) + "\n")
+    cols = ["benchmark", "scale", "wall_s", "peak_rss_gb", "target", "machine", "date", "command"]
+    lines = [
+        "# Benchmark results",
+        "",
+        "Written by `hm-pipeline bench ...`; a row is the latest run of that benchmark and scale.",
+        "Peak RSS is the largest resident set of the child process (getrusage).",
+        "",
+        "| " + " | ".join(cols) + " |",
+        "|" + "---|" * len(cols),
+    ]
+    lines += ["| " + " | ".join(str(r[c]) for c in cols) + " |" for r in rows]
+    results.write_text("\n".join(lines) + "\n")

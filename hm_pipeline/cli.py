@@ -1,0 +1,233 @@
+"""The `hm-pipeline` command line."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import click
+
+from hm_pipeline.settings import CALENDAR_END, CALENDAR_START, data_dir, raw_dir
+
+
+class _Progress:
+    """Prints a stage's progress to stderr every ~10%."""
+
+    def __init__(self) -> None:
+        self.t0 = time.monotonic()
+        self.last: dict[str, int] = {}
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        pct = int(100 * done / max(total, 1))
+        if pct // 10 != self.last.get(stage, -1) or done == total:
+            self.last[stage] = pct // 10
+            click.echo(
+                f"[{time.monotonic() - self.t0:7.1f}s] {stage}: {done}/{total} ({pct}%)", err=True
+            )
+
+
+@click.group()
+def main() -> None:
+    """hm-pipeline: H&M-format fashion recommendations as a Dagster asset graph."""
+
+
+@main.command()
+@click.option(
+    "--scale",
+    type=click.Choice(["tiny", "small", "medium", "full"]),
+    default="small",
+    show_default=True,
+)
+@click.option("--seed", type=int, default=42, show_default=True)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Folder for the Kaggle files [default: $HM_DATA_DIR/raw]",
+)
+@click.option(
+    "--report",
+    "report_dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Print the figures of the world in this folder beside the real data's, "
+    "instead of generating one.",
+)
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="With --report: also write the table to this markdown file.",
+)
+@click.option("--force", is_flag=True, help="Overwrite a folder that holds non-synthetic files.")
+def synth(
+    scale: str,
+    seed: int,
+    out: Path | None,
+    report_dir: Path | None,
+    output: Path | None,
+    force: bool,
+) -> None:
+    """Generate a synthetic H&M world (or report on one with --report)."""
+    if report_dir is not None:
+        from hm_pipeline.synth.report import format_report, world_figures
+
+        table = format_report(world_figures(report_dir), title="this world")
+        click.echo(table)
+        if output:
+            output.parent.mkdir(parents=True, exist_ok=True)
+            output.write_text(
+                f"# Synthetic world report\n\nWorld: `{report_dir}`. Written by "
+                f"`hm-pipeline synth --report {report_dir} --output {output}`.\n\n{table}\n"
+            )
+        return
+    from hm_pipeline.schema import ARTICLES_FILE, SYNTHETIC_DIR
+    from hm_pipeline.synth.world import META_FILE, generate_world
+
+    out = out or raw_dir()
+    if (
+        (out / ARTICLES_FILE).exists()
+        and not (out / SYNTHETIC_DIR / META_FILE).exists()
+        and not force
+    ):
+        raise click.ClickException(
+            f"{out} holds an articles.csv that is not a synthetic world (real data?); "
+            "use another --out or --force to overwrite it"
+        )
+    t0 = time.monotonic()
+    meta = generate_world(scale, seed, out, _Progress())
+    click.echo(
+        f"synthetic world '{scale}' (seed {seed}) written to {out}: "
+        f"{meta['n_transactions']:,} transactions in {time.monotonic() - t0:.1f}s"
+    )
+
+
+def _check_week(week: str) -> date:
+    try:
+        d = date.fromisoformat(week)
+    except ValueError as exc:
+        raise click.BadParameter(f"'{week}' is not a YYYY-MM-DD date") from exc
+    if d.weekday() != 2:
+        raise click.BadParameter(f"{d} is a {d:%A}; weeks start on Wednesday (e.g. 2020-09-16)")
+    if not (CALENDAR_START <= d <= CALENDAR_END + (date(2020, 9, 23) - date(2020, 9, 22))):
+        raise click.BadParameter(f"{d} is outside the calendar {CALENDAR_START} .. 2020-09-23")
+    return d
+
+
+@main.command()
+@click.option("--week", required=True, help="Validation week, named by its Wednesday (YYYY-MM-DD).")
+def run(week: str) -> None:
+    """Materialize, through Dagster and recorded in the instance, every asset for one week."""
+    _check_week(week)
+    from hm_pipeline.instance import ensure_dagster_home
+
+    home = ensure_dagster_home()
+    import dagster as dg
+
+    from hm_pipeline.definitions import build_defs
+
+    click.echo(f"data: {data_dir()}  instance: {home}", err=True)
+    job = build_defs().resolve_job_def("weekly_pipeline")
+    with dg.DagsterInstance.get() as instance:
+        result = job.execute_in_process(
+            instance=instance, tags={"hm/week": week}, raise_on_error=False
+        )
+    _summarize(result)
+    if not result.success:
+        sys.exit(1)
+
+
+def _summarize(result) -> None:
+    for event in result.all_events:
+        if event.is_step_materialization:
+            mat = event.materialization
+            rows = mat.metadata.get("dagster/row_count")
+            rows = rows.value if rows else "-"
+            click.echo(f"  materialized {mat.asset_key.to_user_string():24s} rows={rows}")
+        elif event.event_type_value == "ASSET_CHECK_EVALUATION":
+            ev = event.asset_check_evaluation_data
+            state = "passed" if ev.passed else "FAILED"
+            click.echo(f"  check {ev.asset_key.to_user_string()}:{ev.check_name} {state}")
+        elif event.is_step_failure:
+            click.echo(
+                f"  FAILED {event.step_key}: {event.step_failure_data.error.message.strip()}",
+                err=True,
+            )
+    click.echo("run succeeded" if result.success else "run failed")
+
+
+@main.command()
+@click.option("--port", default=3000, show_default=True)
+def dev(port: int) -> None:
+    """Start the Dagster UI on the pipeline, with the local instance."""
+    from hm_pipeline.instance import REPO_ROOT, ensure_dagster_home
+
+    ensure_dagster_home()
+    os.chdir(REPO_ROOT)
+    os.execvp("dagster", ["dagster", "dev", "-w", "workspace.yaml", "-p", str(port)])
+
+
+@main.command()
+@click.argument("what", type=click.Choice(["synth", "ingest"]))
+@click.option(
+    "--scale",
+    type=click.Choice(["tiny", "small", "medium", "full"]),
+    default="full",
+    show_default=True,
+)
+@click.option("--seed", type=int, default=42, show_default=True)
+@click.option(
+    "--workdir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Where the world is written [default: $HM_DATA_DIR/bench-<scale>]",
+)
+@click.option(
+    "--results",
+    type=click.Path(path_type=Path),
+    default=Path("benchmarks/results.md"),
+    show_default=True,
+)
+def bench(what: str, scale: str, seed: int, workdir: Path | None, results: Path) -> None:
+    """Time one stage in a child process and record wall time and peak RSS in the results file."""
+    from hm_pipeline.bench import run_benchmark
+
+    workdir = workdir or data_dir() / f"bench-{scale}"
+    row = run_benchmark(what, scale, seed, workdir, results)
+    click.echo(
+        f"{what} at scale {scale}: {row['wall_s']:.1f}s, peak RSS {row['peak_rss_gb']:.2f} GB "
+        f"-> {results}"
+    )
+
+
+@main.command()
+@click.option("--raw", "raw_path", type=click.Path(path_type=Path), required=True)
+@click.option("--lake", "lake_path", type=click.Path(path_type=Path), required=True)
+def ingest(raw_path: Path, lake_path: Path) -> None:
+    """Materialize the raw tables from RAW into LAKE on a throwaway instance (benchmarks)."""
+    import dagster as dg
+
+    from hm_pipeline.definitions import all_assets, all_checks
+    from hm_pipeline.io_manager import ParquetIOManager
+    from hm_pipeline.resources import RawFiles
+
+    result = dg.materialize(
+        [*all_assets, *all_checks],
+        resources={
+            "io_manager": ParquetIOManager(base_dir=str(lake_path)),
+            "raw_files": RawFiles(raw_dir=str(raw_path)),
+        },
+        selection=dg.AssetSelection.groups("raw"),
+        instance=dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
+    _summarize(result)
+    if not result.success:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,47 @@
+"""The one Definitions object of the code location."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from hm_pipeline.assets import raw
+from hm_pipeline.io_manager import ParquetIOManager
+from hm_pipeline.resources import RawFiles
+from hm_pipeline.settings import lake_dir, raw_dir
+
+all_assets = dg.load_assets_from_modules([raw])
+all_checks = dg.load_asset_checks_from_modules([raw])
+
+raw_job = dg.define_asset_job(
+    "raw_tables",
+    selection=dg.AssetSelection.groups(raw.GROUP),
+    description="Kaggle files -> typed tables",
+)
+weekly_pipeline = dg.define_asset_job(
+    "weekly_pipeline",
+    selection=dg.AssetSelection.all(),
+    description="Everything the pipeline has for one week (used by `hm-pipeline run --week`).",
+)
+
+
+def resources() -> dict:
+    """Resources pointing at $HM_DATA_DIR (default ./data)."""
+    return {
+        "io_manager": ParquetIOManager(base_dir=str(lake_dir())),
+        "raw_files": RawFiles(raw_dir=str(raw_dir())),
+    }
+
+
+def build_defs() -> dg.Definitions:
+    """The Definitions, with resources read from the environment now (tests and the CLI call
+    this after setting HM_DATA_DIR)."""
+    return dg.Definitions(
+        assets=all_assets,
+        asset_checks=all_checks,
+        jobs=[raw_job, weekly_pipeline],
+        resources=resources(),
+        executor=dg.multiprocess_executor.configured({"max_concurrent": 2}),
+    )
+
+
+defs = build_defs()

@@ -1,0 +1,30 @@
+"""Dagster resources: where the raw files are and how strict ingest is."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+
+from hm_pipeline.ingest import Calendar
+from hm_pipeline.settings import CALENDAR_END, CALENDAR_START
+
+
+class RawFiles(dg.ConfigurableResource):
+    """The Kaggle-format input folder and the ingest rules' settings."""
+
+    raw_dir: str
+    calendar_start: str = CALENDAR_START.isoformat()
+    calendar_end: str = CALENDAR_END.isoformat()
+    max_reject_share: float = 0.01  # above this share of rows set aside, downstream stops
+
+    def path(self, name: str) -> Path:
+        """Path of one input file."""
+        return Path(self.raw_dir) / name
+
+    def calendar(self) -> Calendar:
+        """The days a transaction may carry."""
+        return Calendar(
+            date.fromisoformat(self.calendar_start), date.fromisoformat(self.calendar_end)
+        )

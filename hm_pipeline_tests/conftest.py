@@ -1,0 +1,31 @@
+"""Shared fixtures: one tiny synthetic world per test session, copied where tests write."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from hm_pipeline.synth.world import generate_world
+
+TINY_SEED = 7
+
+
+@pytest.fixture(scope="session")
+def tiny_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny world's raw folder; read-only by convention (copy it to modify)."""
+    raw = tmp_path_factory.mktemp("tiny") / "raw"
+    generate_world("tiny", TINY_SEED, raw)
+    return raw
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, tiny_world: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh $HM_DATA_DIR holding a copy of the tiny world in raw/."""
+    shutil.copytree(tiny_world, tmp_path / "raw")
+    monkeypatch.setenv("HM_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv(
+        "DAGSTER_HOME", ""
+    )  # the CLI picks $HM_DATA_DIR/dagster_home; restored after
+    return tmp_path

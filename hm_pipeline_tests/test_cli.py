@@ -1,0 +1,55 @@
+"""The hm-pipeline command line."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dagster as dg
+from click.testing import CliRunner
+
+from hm_pipeline import schema as S
+from hm_pipeline.cli import main
+
+
+def test_synth_writes_a_world(tmp_path: Path) -> None:
+    out = tmp_path / "raw"
+    res = CliRunner().invoke(main, ["synth", "--scale", "tiny", "--seed", "3", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert (out / S.TRANSACTIONS_FILE).exists() and (out / S.SYNTHETIC_DIR / "world.npz").exists()
+    assert "weeks: 105/105" in res.output  # progress is shown
+
+
+def test_synth_refuses_to_overwrite_real_files(tmp_path: Path) -> None:
+    (tmp_path / S.ARTICLES_FILE).write_text("article_id\n")
+    res = CliRunner().invoke(main, ["synth", "--scale", "tiny", "--out", str(tmp_path)])
+    assert res.exit_code != 0
+    assert "not a synthetic world" in res.output
+    assert (tmp_path / S.ARTICLES_FILE).read_text() == "article_id\n"
+
+
+def test_synth_report_prints_figures_beside_the_real_ones(tiny_world: Path) -> None:
+    res = CliRunner().invoke(main, ["synth", "--report", str(tiny_world)])
+    assert res.exit_code == 0, res.output
+    assert "| figure |" in res.output and "real H&M" in res.output
+    assert "last_week_popularity_map12" in res.output
+
+
+def test_run_rejects_a_week_that_does_not_start_on_wednesday(data_dir: Path) -> None:
+    res = CliRunner().invoke(main, ["run", "--week", "2020-09-17"])
+    assert res.exit_code == 2
+    assert "Thursday" in res.output
+
+
+def test_run_materializes_through_the_instance(data_dir: Path) -> None:
+    res = CliRunner().invoke(main, ["run", "--week", "2020-09-16"])
+    assert res.exit_code == 0, res.output
+    assert "materialized transactions" in res.output and "run succeeded" in res.output
+    home = data_dir / "dagster_home"
+    assert (home / "dagster.yaml").exists()
+    assert (data_dir / "lake" / "transactions.parquet").exists()
+    assert os.environ["DAGSTER_HOME"] == str(home)
+    with dg.DagsterInstance.get() as instance:  # DAGSTER_HOME, as set by the CLI
+        runs = instance.get_runs()
+        assert len(runs) == 1 and runs[0].tags["hm/week"] == "2020-09-16"
+        assert instance.get_latest_materialization_event(dg.AssetKey("transactions")) is not None
