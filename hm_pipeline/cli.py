@@ -171,7 +171,7 @@ def dev(port: int) -> None:
 
 
 @main.command()
-@click.argument("what", type=click.Choice(["synth", "ingest"]))
+@click.argument("what", type=click.Choice(["synth", "ingest", "oracle"]))
 @click.option(
     "--scale",
     type=click.Choice(["tiny", "small", "medium", "full"]),
@@ -201,6 +201,62 @@ def bench(what: str, scale: str, seed: int, workdir: Path | None, results: Path)
         f"{what} at scale {scale}: {row['wall_s']:.1f}s, peak RSS {row['peak_rss_gb']:.2f} GB "
         f"-> {results}"
     )
+
+
+@main.command()
+@click.option(
+    "--raw",
+    "raw_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="A synthetic world's raw folder [default: $HM_DATA_DIR/raw]",
+)
+@click.option("--week", required=True, help="The week, named by its Wednesday (YYYY-MM-DD).")
+@click.option(
+    "--sample",
+    type=int,
+    default=20_000,
+    show_default=True,
+    help="How many of the week's buyers to score (0 = all).",
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Write the oracle's top 12 per customer to this parquet file.",
+)
+def oracle(raw_path: Path | None, week: str, sample: int, seed: int, output: Path | None) -> None:
+    """The oracle's top 12 for a sample of the week's buyers, and its MAP@12 on their purchases."""
+    from datetime import timedelta
+
+    import polars as pl
+
+    from hm_pipeline.metrics import hit_rate_at_k, map_at_k
+    from hm_pipeline.synth.oracle import oracle_top_k
+    from hm_pipeline.synth.report import scan_transactions
+
+    start = _check_week(week)
+    raw_path = raw_path or raw_dir()
+    txn = scan_transactions(raw_path)
+    truth = (
+        txn.filter(pl.col("t_dat").is_between(start, start + timedelta(days=6)))
+        .select("customer_id", "article_id")
+        .collect()
+    )
+    buyers = truth["customer_id"].unique().sort()
+    if sample and sample < len(buyers):
+        buyers = buyers.sample(sample, seed=seed).sort()
+    t0 = time.monotonic()
+    top = oracle_top_k(raw_path, txn, start, buyers)
+    took = time.monotonic() - t0
+    truth = truth.filter(pl.col("customer_id").is_in(buyers.implode()))
+    click.echo(
+        f"oracle for {len(buyers):,} buyers of week {start}: MAP@12 {map_at_k(top, truth):.4f}, "
+        f"hit rate@12 {hit_rate_at_k(top, truth):.4f}, computed in {took:.1f}s"
+    )
+    if output:
+        top.write_parquet(output)
 
 
 @main.command()

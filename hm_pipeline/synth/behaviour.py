@@ -106,6 +106,12 @@ class WeekSampler:
     group_hi: np.ndarray
     cum: np.ndarray  # flat cumulative weights, row-major over (segment, alive position)
     weights: np.ndarray  # (n_segments, n_alive)
+    _within_group: np.ndarray | None = None
+
+    @property
+    def groups_of_alive(self) -> np.ndarray:
+        """The product group of each alive position."""
+        return np.repeat(np.arange(len(self.group_lo)), self.group_hi - self.group_lo)
 
     @classmethod
     def build(cls, seg: Segments, cat: Catalogue, week: int, n_groups: int) -> WeekSampler:
@@ -122,19 +128,18 @@ class WeekSampler:
         return cls(alive=alive, group_lo=lo, group_hi=hi, cum=cum, weights=weights)
 
     def taste_probabilities(self, segment: np.ndarray, group_pref: np.ndarray) -> np.ndarray:
-        """P(article | taste draw) for customers: (len(segment), n_alive) over `alive`."""
-        w = self.weights[segment].astype(np.float64)
-        groups_of_alive = np.repeat(np.arange(len(self.group_lo)), self.group_hi - self.group_lo)
-        z = np.add.reduceat(w, self.group_lo[self.group_hi > self.group_lo], axis=1)
-        nonempty = np.flatnonzero(self.group_hi > self.group_lo)
-        z_full = np.zeros((len(segment), len(self.group_lo)))
-        z_full[:, nonempty] = z
-        pref = group_pref.astype(np.float64).copy()
+        """P(article | taste draw) for customers: (len(segment), n_alive) float32 over `alive`."""
+        if self._within_group is None:
+            # P(article | segment, its group), computed once per week for every segment
+            nonempty = self.group_hi > self.group_lo
+            z = np.add.reduceat(self.weights.astype(np.float64), self.group_lo[nonempty], axis=1)
+            z_full = np.ones((self.weights.shape[0], len(self.group_lo)))
+            z_full[:, nonempty] = z
+            self._within_group = (self.weights / z_full[:, self.groups_of_alive]).astype(np.float32)
+        pref = group_pref.astype(np.float64)
         pref[:, self.group_hi == self.group_lo] = 0.0
         pref /= np.maximum(pref.sum(axis=1, keepdims=True), 1e-12)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            scale = np.where(z_full > 0, pref / z_full, 0.0)
-        return w * scale[:, groups_of_alive]
+        return self._within_group[segment] * pref[:, self.groups_of_alive].astype(np.float32)
 
     def draw(
         self, rng: np.random.Generator, segment: np.ndarray, group_pref: np.ndarray

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+from scipy import sparse
 
 from hm_pipeline.schema import SYNTHETIC_DIR
 from hm_pipeline.synth.behaviour import (
@@ -36,6 +37,7 @@ class World:
 
     arrays: dict[str, np.ndarray]
     meta: dict
+    _companions: sparse.csr_matrix | None = None
 
     @classmethod
     def load(cls, raw_dir: Path) -> World:
@@ -59,6 +61,17 @@ class World:
         """The catalogue's latent arrays (its `articles` frame is not needed and left empty)."""
         fields = {k[4:]: v for k, v in self.arrays.items() if k.startswith("cat_")}
         return Catalogue(articles=pl.DataFrame(), **fields)
+
+    def companion_matrix(self) -> sparse.csr_matrix:
+        """(article x article) matrix with 0.5 from each article to each of its two partners."""
+        if self._companions is None:
+            comp = self.arrays["cat_companions"]
+            n = len(comp)
+            self._companions = sparse.csr_matrix(
+                (np.full(2 * n, 0.5, dtype=np.float32), (np.repeat(np.arange(n), 2), comp.ravel())),
+                shape=(n, n),
+            )
+        return self._companions
 
     def cust(self, name: str) -> np.ndarray:
         """One customer latent array."""
@@ -109,29 +122,38 @@ def recent_purchases(
     return out
 
 
+def week_sampler(world: World, week: int) -> WeekSampler:
+    """The taste distribution of every segment in `week` (built once per week)."""
+    n_groups = world.cust("group_pref").shape[1]
+    return WeekSampler.build(_SegmentsView(world), world.catalogue(), week, n_groups)
+
+
 def item_probabilities(
-    world: World, rows: np.ndarray, history: np.ndarray, week: int
+    world: World, sampler: WeekSampler, rows: np.ndarray, history: np.ndarray, week: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """P(item = article) over all articles for customer rows `rows` (dense, float64), and the
+    """P(item = article) over all articles for customer rows `rows` (dense, float32), and the
     expected number of items each buys in `week`."""
     beh = world.behaviour
     cat = world.catalogue()
     n_art = len(cat.price)
-    n_groups = world.cust("group_pref").shape[1]
-    sampler = WeekSampler.build(_SegmentsView(world), cat, week, n_groups)
     segment = world.arrays["seg_segment"][rows]
     taste_alive = sampler.taste_probabilities(segment, world.cust("group_pref")[rows])
-    taste = np.zeros((len(rows), n_art))
+    taste = np.zeros((len(rows), n_art), dtype=np.float32)
     taste[:, sampler.alive] = taste_alive
+    r_idx = np.arange(len(rows))[:, None]
 
-    # Novelty redraw: mass of draws that hit a recent purchase is drawn again.
+    # Novelty redraw: the mass of taste draws that hit a recent purchase is drawn again.
     valid = history >= 0
     safe = np.where(valid, history, 0)
-    in_hist = np.zeros((len(rows), n_art), dtype=bool)
-    r_idx = np.repeat(np.arange(len(rows)), history.shape[1])
-    in_hist[r_idx[valid.ravel()], safe.ravel()[valid.ravel()]] = True
-    p_hit = (taste * in_hist).sum(axis=1, keepdims=True)
-    taste = np.where(in_hist, taste * p_hit, taste * (1 + p_hit))
+    distinct = np.sort(np.where(valid, history, -1), axis=1)
+    first_seen = (distinct >= 0) & np.c_[
+        np.ones(len(rows), bool), distinct[:, 1:] != distinct[:, :-1]
+    ]
+    hist_art = np.where(first_seen, distinct, 0)
+    hit_mass = np.where(first_seen, taste[r_idx, hist_art], 0.0)
+    p_hit = hit_mass.sum(axis=1)
+    taste *= (1 + p_hit)[:, None].astype(np.float32)
+    taste[r_idx, hist_art] = np.where(first_seen, hit_mass * p_hit[:, None], taste[r_idx, hist_art])
 
     p_rep = np.minimum(world.cust("p_repurchase")[rows], 0.45).astype(np.float64)
     p_sib = np.minimum(world.cust("p_sibling")[rows], 0.45).astype(np.float64)
@@ -142,8 +164,10 @@ def item_probabilities(
     sib_ok = valid & (cnt > 1)
     sib_w = p_sib[:, None] * rec * sib_ok
     taste_w = 1.0 - rep_w.sum(axis=1) - sib_w.sum(axis=1)
-    first = taste * taste_w[:, None]
-    np.add.at(first, (r_idx, safe.ravel()), rep_w.ravel())
+    first = taste
+    first *= taste_w[:, None].astype(np.float32)
+    rows_b = np.broadcast_to(r_idx, safe.shape)
+    np.add.at(first, (rows_b, safe), rep_w.astype(np.float32))
     # Other colours: the slot's mass spread over the code's other articles.
     starts = cat.code_start[safe]
     for off in range(1, int(cnt.max(initial=1))):
@@ -152,20 +176,17 @@ def item_probabilities(
             break
         target = starts + (safe - starts + off) % np.maximum(cnt, 1)
         share = np.where(ok, sib_w / np.maximum(cnt - 1, 1), 0.0)
-        np.add.at(first, (r_idx, target.ravel()), share.ravel())
+        np.add.at(first, (rows_b, target), share.astype(np.float32))
 
-    # Outfit partners of the basket's first item.
-    comp = np.zeros_like(first)
-    for j in range(2):
-        tgt = cat.companions[:, j]
-        order = np.argsort(tgt, kind="stable")
-        uniq, starts_j = np.unique(tgt[order], return_index=True)
-        comp[:, uniq] += 0.5 * np.add.reduceat(first[:, order], starts_j, axis=1)
+    # Outfit partners of the basket's first item: a sparse (article x partner) product.
+    comp = first @ world.companion_matrix()
     bulk = world.cust("bulk")[rows]
     mean_size = 1 + (beh.mean_basket_size - 1) * np.where(bulk, 5, 1)
     p_out = world.cust("p_outfit")[rows].astype(np.float64)
     later = (1 - 1 / mean_size) * p_out
-    item = first * (1 - later)[:, None] + comp * later[:, None]
+    item = first * (1 - later)[:, None].astype(np.float32) + comp * later[:, None].astype(
+        np.float32
+    )
 
     lam = world.arrays["rate_scale"][0] * world.cust("activity")[rows] * volume(week)
     one_time = world.cust("one_time_week")[rows]
@@ -204,10 +225,13 @@ def oracle_top_k(
     article_ids = world.arrays["article_ids"]
     slots = world.behaviour.history_slots
     history = recent_purchases(transactions, wanted["customer_id"], article_ids, week_start, slots)
-    chunk = chunk or max(1, int(1.5e8 // max(len(article_ids), 1) // 8))
+    chunk = chunk or max(1, int(2e8 // max(len(article_ids), 1) // 4))
+    sampler = week_sampler(world, week)
     parts = []
     for s in range(0, len(rows), chunk):  # chunks of customers, each fully vectorized
-        item, n_items = item_probabilities(world, rows[s : s + chunk], history[s : s + chunk], week)
+        item, n_items = item_probabilities(
+            world, sampler, rows[s : s + chunk], history[s : s + chunk], week
+        )
         prob = 1 - np.exp(-item * n_items[:, None])
         kk = min(k, prob.shape[1])
         top = np.argpartition(-prob, kk - 1, axis=1)[:, :kk]

@@ -17,7 +17,8 @@ from hm_pipeline.schema import (
 from hm_pipeline.synth import reference
 
 
-def _scan_transactions(raw_dir: Path) -> pl.LazyFrame:
+def scan_transactions(raw_dir: Path) -> pl.LazyFrame:
+    """transactions_train.csv of a world, typed as Kaggle's columns (hex customer ids)."""
     return pl.scan_csv(
         raw_dir / TRANSACTIONS_FILE,
         schema={
@@ -33,7 +34,7 @@ def _scan_transactions(raw_dir: Path) -> pl.LazyFrame:
 def last_week_popularity_map(raw_dir: Path, k: int = 12) -> float:
     """MAP@k of recommending the previous week's k best sellers to every customer who buys in
     the data's final week: the difficulty yardstick of the competition (~0.02 on real data)."""
-    txn = _scan_transactions(raw_dir)
+    txn = scan_transactions(raw_dir)
     last = txn.select(pl.col("t_dat").max()).collect().item()
     week_start = last - timedelta(days=6)
     truth = txn.filter(pl.col("t_dat") >= week_start).select("customer_id", "article_id")
@@ -54,7 +55,7 @@ def last_week_popularity_map(raw_dir: Path, k: int = 12) -> float:
 def world_figures(raw_dir: Path) -> dict[str, float]:
     """The figures of the world in `raw_dir` that the real data is known by."""
     raw_dir = Path(raw_dir)
-    txn = _scan_transactions(raw_dir)
+    txn = scan_transactions(raw_dir)
     n_customers = pl.scan_csv(raw_dir / CUSTOMERS_FILE).select(pl.len()).collect().item()
     articles = pl.read_csv(
         raw_dir / ARTICLES_FILE,
