@@ -166,8 +166,10 @@ def dev(port: int) -> None:
     from hm_pipeline.instance import REPO_ROOT, ensure_dagster_home
 
     ensure_dagster_home()
+    os.environ["HM_DATA_DIR"] = str(data_dir())  # absolute, before leaving the caller's folder
     os.chdir(REPO_ROOT)
-    os.execvp("dagster", ["dagster", "dev", "-w", "workspace.yaml", "-p", str(port)])
+    dagster = str(Path(sys.executable).parent / "dagster")
+    os.execv(dagster, [dagster, "dev", "-w", "workspace.yaml", "-p", str(port)])
 
 
 @main.command()

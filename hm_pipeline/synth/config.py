@@ -12,10 +12,10 @@ class Behaviour:
     n_styles: int = 24  # latent fashion styles; a customer's segment is (style, price tier)
     n_price_tiers: int = 3
     history_slots: int = 16  # the recent purchases a customer may buy again
-    one_time_share: float = 0.22  # customers with exactly one basket
+    one_time_share: float = 0.15  # customers with exactly one basket
     never_buy_share: float = 0.007  # customers in customers.csv who never buy
     bulk_share: float = 0.006  # customers whose baskets are several times larger
-    churn_mean_weeks: float = 120.0  # mean weeks a customer stays after joining
+    churn_mean_weeks: float = 300.0  # mean weeks a customer stays after joining
     activity_sigma: float = 1.25  # lognormal spread of basket rates
     mean_basket_size: float = 3.0
     repurchase_mean: float = 0.03  # mean P(an item re-buys a recent purchase)
@@ -49,5 +49,13 @@ SCALES: dict[str, ScaleConfig] = {
     "tiny": ScaleConfig("tiny", n_customers=3_000, n_articles=1_000, txn_per_customer=23.0),
     "small": ScaleConfig("small", n_customers=50_000, n_articles=10_000, txn_per_customer=30.0),
     "medium": ScaleConfig("medium", n_customers=137_198, n_articles=10_554, txn_per_customer=24.0),
-    "full": ScaleConfig("full", n_customers=1_371_980, n_articles=105_542, txn_per_customer=24.0),
+    # A full catalogue spreads sales over ten times more articles: sharper segment tastes, a
+    # heavier popularity tail and shorter lives keep the difficulty of the real task.
+    "full": ScaleConfig(
+        "full",
+        n_customers=1_371_980,
+        n_articles=105_542,
+        txn_per_customer=24.0,
+        behaviour=Behaviour(affinity_scale=1.7, popularity_sigma=1.5, halflife_weeks=10.0),
+    ),
 }

@@ -124,7 +124,8 @@ def generate_customers(
     g = rng.gamma(np.maximum(alpha, 1e-3)).astype(np.float32)
     group_pref = g / g.sum(axis=1, keepdims=True)
 
-    activity = np.exp(rng.normal(0, beh.activity_sigma, n))
+    # clipped so that no single customer dominates (the real maximum is 1,895 rows)
+    activity = np.exp(np.clip(rng.normal(0, beh.activity_sigma, n), -4.0, 2.6))
     never = rng.random(n) < beh.never_buy_share
     activity[never] = 0.0
     join_week = np.maximum(0, rng.integers(-60, 105, n)).astype(np.int16)

@@ -68,19 +68,25 @@ def world_figures(raw_dir: Path) -> dict[str, float]:
     per_cust = (
         txn.group_by("customer_id")
         .agg(pl.len().alias("n"), pl.col("t_dat").max().alias("last"))
-        .collect()
+        .collect(engine="streaming")
     )
-    per_art = txn.group_by("article_id").agg(pl.len().alias("n")).collect()
+    per_art = txn.group_by("article_id").agg(pl.len().alias("n")).collect(engine="streaming")
     overall = txn.select(
         pl.len().alias("transactions"),
         (pl.col("sales_channel_id") == 2).mean().alias("share_online"),
         pl.col("price").median().alias("price_median"),
     ).collect()
     pairs = txn.group_by("customer_id", "article_id").agg(pl.col("t_dat").n_unique().alias("d"))
-    single_date = pairs.select((pl.col("d") == 1).mean()).collect().item()
-    dup_rows = txn.select(pl.len() - pl.struct(pl.all()).n_unique()).collect().item()
+    single_date = pairs.select((pl.col("d") == 1).mean()).collect(engine="streaming").item()
+    dup_rows = (
+        (txn.group_by(pl.all()).agg(pl.len().alias("n")).select((pl.col("n") - 1).sum()))
+        .collect(engine="streaming")
+        .item()
+    )
     cust_day = txn.group_by("customer_id", "t_dat").agg(pl.len().alias("rows"))
-    single_item_days = cust_day.select((pl.col("rows") == 1).mean()).collect().item()
+    single_item_days = (
+        cust_day.select((pl.col("rows") == 1).mean()).collect(engine="streaming").item()
+    )
     n_tx = overall["transactions"].item()
     return {
         "customers": n_customers,
