@@ -33,6 +33,8 @@ dev: install
 bench: install
 	$(BIN)/hm-pipeline bench synth --scale full
 	$(BIN)/hm-pipeline bench ingest --scale full
+	$(BIN)/hm-pipeline bench oracle --scale full
+	$(BIN)/hm-pipeline synth --report $(HM_DATA_DIR)/bench-full/raw --output benchmarks/world-full.md
 
 clean:
 	rm -rf $(VENV) data/lake data/dagster_home

@@ -133,7 +133,7 @@ def run(week: str) -> None:
     job = build_defs().resolve_job_def("weekly_pipeline")
     with dg.DagsterInstance.get() as instance:
         result = job.execute_in_process(
-            instance=instance, tags={"hm/week": week}, raise_on_error=False
+            instance=instance, partition_key=week, tags={"hm/week": week}, raise_on_error=False
         )
     _summarize(result)
     if not result.success:

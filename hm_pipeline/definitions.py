@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import dagster as dg
 
-from hm_pipeline.assets import raw
+from hm_pipeline.assets import candidates, eda, evaluation, raw, weekly
 from hm_pipeline.io_manager import ParquetIOManager
-from hm_pipeline.resources import RawFiles
-from hm_pipeline.settings import lake_dir, raw_dir
+from hm_pipeline.partitions import weekly_partitions
+from hm_pipeline.resources import RawFiles, Reports
+from hm_pipeline.settings import lake_dir, raw_dir, reports_dir
 
-all_assets = dg.load_assets_from_modules([raw])
-all_checks = dg.load_asset_checks_from_modules([raw])
+MODULES = [raw, weekly, candidates, evaluation, eda]
+all_assets = dg.load_assets_from_modules(MODULES)
+all_checks = dg.load_asset_checks_from_modules(MODULES)
 
 raw_job = dg.define_asset_job(
     "raw_tables",
@@ -19,8 +21,15 @@ raw_job = dg.define_asset_job(
 )
 weekly_pipeline = dg.define_asset_job(
     "weekly_pipeline",
-    selection=dg.AssetSelection.all(),
+    selection=dg.AssetSelection.all()
+    - dg.AssetSelection.assets("evaluation_summary", "eda_report"),
+    partitions_def=weekly_partitions,
     description="Everything the pipeline has for one week (used by `hm-pipeline run --week`).",
+)
+reports_job = dg.define_asset_job(
+    "reports",
+    selection=dg.AssetSelection.assets("evaluation_summary", "eda_report"),
+    description="The EDA report and the evaluation summary across the weeks evaluated so far.",
 )
 
 
@@ -29,6 +38,7 @@ def resources() -> dict:
     return {
         "io_manager": ParquetIOManager(base_dir=str(lake_dir())),
         "raw_files": RawFiles(raw_dir=str(raw_dir())),
+        "reports": Reports(reports_dir=str(reports_dir())),
     }
 
 
@@ -38,7 +48,7 @@ def build_defs() -> dg.Definitions:
     return dg.Definitions(
         assets=all_assets,
         asset_checks=all_checks,
-        jobs=[raw_job, weekly_pipeline],
+        jobs=[raw_job, weekly_pipeline, reports_job],
         resources=resources(),
         executor=dg.multiprocess_executor.configured({"max_concurrent": 2}),
     )

@@ -28,3 +28,15 @@ class RawFiles(dg.ConfigurableResource):
         return Calendar(
             date.fromisoformat(self.calendar_start), date.fromisoformat(self.calendar_end)
         )
+
+
+class Reports(dg.ConfigurableResource):
+    """Where human-readable reports (CSV, PNG, markdown) are written."""
+
+    reports_dir: str
+
+    def path(self, *parts: str) -> Path:
+        """A path under the reports folder; its parent folder exists."""
+        p = Path(self.reports_dir).joinpath(*parts)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        return p

@@ -29,3 +29,25 @@ def data_dir(tmp_path: Path, tiny_world: Path, monkeypatch: pytest.MonkeyPatch) 
         "DAGSTER_HOME", ""
     )  # the CLI picks $HM_DATA_DIR/dagster_home; restored after
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def tiny_tables(tiny_world: Path) -> dict:
+    """The tiny world's typed tables (through the pure ingest functions), in memory."""
+    from hm_pipeline.ingest import Calendar, ingest_articles, ingest_customers, ingest_transactions
+    from hm_pipeline.settings import CALENDAR_END, CALENDAR_START
+
+    articles = ingest_articles(tiny_world / "articles.csv").table
+    customers, ids = ingest_customers(tiny_world / "customers.csv")
+    tx = ingest_transactions(
+        tiny_world / "transactions_train.csv",
+        ids,
+        articles.select("article_id"),
+        Calendar(CALENDAR_START, CALENDAR_END),
+    )
+    return {
+        "articles": articles,
+        "customers": customers.table,
+        "customer_ids": ids,
+        "transactions": tx.table.collect(),
+    }

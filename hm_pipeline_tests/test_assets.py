@@ -13,18 +13,25 @@ import pytest
 from hm_pipeline import schema as S
 from hm_pipeline.definitions import all_assets, all_checks, build_defs
 from hm_pipeline.io_manager import ParquetIOManager
-from hm_pipeline.resources import RawFiles
+from hm_pipeline.resources import RawFiles, Reports
 
 REPO = Path(__file__).resolve().parents[1]
 
 
+def _resources(data: Path, **raw_files_config) -> dict:
+    return {
+        "io_manager": ParquetIOManager(base_dir=str(data / "lake")),
+        "raw_files": RawFiles(raw_dir=str(data / "raw"), **raw_files_config),
+        "reports": Reports(reports_dir=str(data / "reports")),
+    }
+
+
 def _materialize(data: Path, **raw_files_config) -> dg.ExecuteInProcessResult:
+    """The raw tables and their checks."""
     return dg.materialize(
         [*all_assets, *all_checks],
-        resources={
-            "io_manager": ParquetIOManager(base_dir=str(data / "lake")),
-            "raw_files": RawFiles(raw_dir=str(data / "raw"), **raw_files_config),
-        },
+        resources=_resources(data, **raw_files_config),
+        selection=dg.AssetSelection.groups("raw"),
         instance=dg.DagsterInstance.ephemeral(),
         raise_on_error=False,
     )

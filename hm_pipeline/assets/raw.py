@@ -1,7 +1,5 @@
 """Raw tables: the Kaggle CSV files as typed parquet, with their rejects and checks."""
 
-from __future__ import annotations
-
 import dagster as dg
 import polars as pl
 

@@ -1,0 +1,51 @@
+"""One candidate asset per registered source and week."""
+
+import dagster as dg
+import polars as pl
+
+from hm_pipeline.candidates import REGISTRY, CandidateSource, SourceContext
+from hm_pipeline.partitions import weekly_partitions
+from hm_pipeline.weeks import parse_week
+
+GROUP = "candidates"
+
+
+class CandidateConfig(dg.Config):
+    """Candidates kept per customer."""
+
+    k: int = 200
+
+
+def candidate_asset(source: type[CandidateSource]) -> dg.AssetsDefinition:
+    """The weekly asset of one source: its top-k for the week's customers to score."""
+
+    @dg.asset(
+        name=f"candidates_{source.name}",
+        group_name=GROUP,
+        partitions_def=weekly_partitions,
+        description=(source.__doc__ or "").strip(),
+        pool="candidates",
+    )
+    def _candidates(
+        context: dg.AssetExecutionContext,
+        config: CandidateConfig,
+        transactions: pl.LazyFrame,
+        articles: pl.DataFrame,
+        customers: pl.DataFrame,
+        customers_to_score: pl.DataFrame,
+    ) -> pl.DataFrame:
+        ctx = SourceContext(articles=articles, customers=customers)
+        week = parse_week(context.partition_key)
+        out = source(k=config.k).generate(
+            transactions, customers_to_score["customer_id"], week, ctx
+        )
+        covered = out["customer_id"].n_unique()
+        context.add_output_metadata(
+            {"customers_with_candidates": covered, "customers_to_score": customers_to_score.height}
+        )
+        return out
+
+    return _candidates
+
+
+candidate_assets = [candidate_asset(cls) for cls in REGISTRY.values()]

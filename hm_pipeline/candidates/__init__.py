@@ -1,0 +1,8 @@
+"""Candidate sources: one protocol (`CandidateSource`), one registry, one contract test suite."""
+
+from hm_pipeline.candidates.base import CANDIDATE_SCHEMA, CandidateSource, SourceContext
+from hm_pipeline.candidates.heuristics import HEURISTIC_SOURCES
+
+REGISTRY: dict[str, type[CandidateSource]] = {cls.name: cls for cls in HEURISTIC_SOURCES}
+
+__all__ = ["CANDIDATE_SCHEMA", "REGISTRY", "CandidateSource", "SourceContext"]

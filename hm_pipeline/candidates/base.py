@@ -1,0 +1,85 @@
+"""The candidate-source protocol shared by every source, heuristic or learned.
+
+A source is given the history (typed transactions), a cutoff date and the customers to score,
+and returns (customer_id, article_id, score, rank) with at most k rows per customer. The base
+class enforces the contract for every source: it cuts the history at the cutoff before the
+source sees it, keeps only catalogue articles and requested customers, removes duplicate
+pairs, and ranks by score (ties broken by article id, so outputs are deterministic).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from datetime import date
+from typing import ClassVar
+
+import polars as pl
+
+CANDIDATE_SCHEMA: dict[str, pl.DataType] = {
+    "customer_id": pl.Int32(),
+    "article_id": pl.Int32(),
+    "score": pl.Float32(),
+    "rank": pl.Int32(),
+}
+
+
+@dataclass(frozen=True)
+class SourceContext:
+    """What a source may know besides the history: the catalogue and customer attributes."""
+
+    articles: pl.DataFrame  # at least article_id, product_code
+    customers: pl.DataFrame  # at least customer_id, age
+    seed: int = 0
+
+
+class CandidateSource(ABC):
+    """Base class of every candidate source. Subclasses implement `score`."""
+
+    name: ClassVar[str]
+
+    def __init__(self, k: int = 200):
+        self.k = k
+
+    @abstractmethod
+    def score(
+        self, history: pl.LazyFrame, customers: pl.DataFrame, cutoff: date, ctx: SourceContext
+    ) -> pl.LazyFrame | pl.DataFrame:
+        """Scores from the history strictly before `cutoff`: columns customer_id, article_id,
+        score; or article_id, score for one list shared by every customer."""
+
+    def generate(
+        self, history: pl.LazyFrame, customers: pl.Series, cutoff: date, ctx: SourceContext
+    ) -> pl.DataFrame:
+        """The top-k candidates of each customer in `customers`, under the contract."""
+        hist = history.lazy().filter(pl.col("t_dat") < cutoff)
+        cust = pl.DataFrame({"customer_id": customers.cast(pl.Int32)}).unique().sort("customer_id")
+        scored = self.score(hist, cust, cutoff, ctx).lazy()
+        catalogue = ctx.articles.lazy().select(pl.col("article_id").cast(pl.Int32))
+        scored = scored.with_columns(
+            pl.col("article_id").cast(pl.Int32), pl.col("score").cast(pl.Float32)
+        ).join(catalogue, on="article_id", how="semi")
+        if "customer_id" not in scored.collect_schema().names():
+            top = _top_k(scored.with_columns(pl.lit(0, pl.Int32).alias("customer_id")), self.k)
+            scored = cust.lazy().join(top.drop("customer_id", "rank"), how="cross")
+        else:
+            scored = scored.with_columns(pl.col("customer_id").cast(pl.Int32)).join(
+                cust.lazy(), on="customer_id", how="semi"
+            )
+        return (
+            _top_k(scored.group_by("customer_id", "article_id").agg(pl.col("score").max()), self.k)
+            .select(list(CANDIDATE_SCHEMA))
+            .collect(engine="streaming")
+            .cast(CANDIDATE_SCHEMA)
+        )
+
+
+def _top_k(scored: pl.LazyFrame, k: int) -> pl.LazyFrame:
+    """The k best rows per customer by score, ties by article id, with rank 1..k."""
+    return (
+        scored.sort(["customer_id", "score", "article_id"], descending=[False, True, False])
+        .with_columns(
+            pl.int_range(1, pl.len() + 1, dtype=pl.Int32).over("customer_id").alias("rank")
+        )
+        .filter(pl.col("rank") <= k)
+    )

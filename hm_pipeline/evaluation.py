@@ -1,0 +1,152 @@
+"""Weekly evaluation: every method on the same customers (those who buy in the week)."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from hm_pipeline.metrics import hit_rate_at_k, map_at_k, ndcg_at_k, recall_at_k
+
+RECALL_KS = (12, 50, 100, 200)
+EVALUATION_COLUMNS = [
+    "method",
+    "n_customers",
+    "map_at_12",
+    "hit_rate_at_12",
+    "ndcg_at_12",
+    *[f"recall_at_{k}" for k in RECALL_KS],
+    "coverage_at_12",
+]
+
+
+def blend(first: pl.DataFrame, second: pl.DataFrame, k: int = 12) -> pl.DataFrame:
+    """`first`'s ranking, then `second`'s articles not already there, cut at k per customer
+    (e.g. "repurchase, then popular"). Both in the candidate schema; customers of either."""
+    both = pl.concat(
+        [
+            first.select("customer_id", "article_id", pl.col("rank").cast(pl.Int64)),
+            second.select(
+                "customer_id",
+                "article_id",
+                (pl.col("rank").cast(pl.Int64) + 1_000_000).alias("rank"),
+            ),
+        ]
+    )
+    return (
+        both.sort("customer_id", "rank")
+        .unique(["customer_id", "article_id"], keep="first", maintain_order=True)
+        .with_columns(
+            pl.int_range(1, pl.len() + 1, dtype=pl.Int32).over("customer_id").alias("rank")
+        )
+        .filter(pl.col("rank") <= k)
+        .with_columns((-pl.col("rank")).cast(pl.Float32).alias("score"))
+        .select("customer_id", "article_id", "score", "rank")
+    )
+
+
+def evaluate_method(name: str, ranked: pl.DataFrame, labels: pl.DataFrame, n_articles: int) -> dict:
+    """One row of the evaluation table. `ranked` has customer_id, article_id, rank; `labels`
+    the week's purchases (customer_id, article_id). Averages are over the buying customers."""
+    top12 = ranked.filter(pl.col("rank") <= 12)
+    row = {
+        "method": name,
+        "n_customers": labels["customer_id"].n_unique(),
+        "map_at_12": map_at_k(top12, labels, 12),
+        "hit_rate_at_12": hit_rate_at_k(top12, labels, 12),
+        "ndcg_at_12": ndcg_at_k(top12, labels, 12),
+    }
+    max_rank = ranked["rank"].max() or 0
+    for k in RECALL_KS:
+        row[f"recall_at_{k}"] = recall_at_k(ranked, labels, k) if k <= max(max_rank, 12) else None
+    row["coverage_at_12"] = top12["article_id"].n_unique() / max(n_articles, 1)
+    return row
+
+
+def evaluation_table(
+    methods: dict[str, pl.DataFrame], labels: pl.DataFrame, n_articles: int
+) -> pl.DataFrame:
+    """The evaluation table, one row per method, best MAP@12 first."""
+    rows = [evaluate_method(name, ranked, labels, n_articles) for name, ranked in methods.items()]
+    return (
+        pl.DataFrame(
+            rows,
+            schema={c: (pl.String if c == "method" else pl.Float64) for c in EVALUATION_COLUMNS},
+        )
+        .with_columns(pl.col("n_customers").cast(pl.Int64))
+        .sort("map_at_12", descending=True, nulls_last=True)
+    )
+
+
+def to_submission(ranked: pl.DataFrame, customer_ids: pl.DataFrame, k: int = 12) -> pl.DataFrame:
+    """The competition's format: customer_id (64 hex), prediction (k ten-digit article ids)."""
+    return (
+        ranked.filter(pl.col("rank") <= k)
+        .sort("customer_id", "rank")
+        .join(customer_ids, on="customer_id", how="left", maintain_order="left")
+        .group_by("customer_hex", maintain_order=True)
+        .agg(pl.col("article_id").cast(pl.String).str.zfill(10).str.join(" ").alias("prediction"))
+        .rename({"customer_hex": "customer_id"})
+    )
+
+
+def markdown_table(df: pl.DataFrame, digits: int = 4) -> str:
+    """A markdown rendering of a small frame (for Dagster metadata and the README)."""
+    cols = df.columns
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for row in df.iter_rows():
+        cells = [
+            f"{v:.{digits}f}" if isinstance(v, float) else ("" if v is None else str(v))
+            for v in row
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def oracle_ranking(
+    raw_dir,
+    transactions: pl.LazyFrame,
+    customer_ids: pl.DataFrame,
+    week,
+    customers: pl.Series,
+    k: int = 200,
+) -> pl.DataFrame:
+    """The synthetic world's oracle as a ranking of the lake's integer ids (customer_id,
+    article_id, score, rank), for `customers` (integer ids) in `week`."""
+    from hm_pipeline.synth.oracle import oracle_top_k
+
+    kaggle = transactions.join(
+        customer_ids.lazy(), on="customer_id", how="left", maintain_order="left"
+    ).select(
+        "t_dat",
+        pl.col("customer_hex").alias("customer_id"),
+        "article_id",
+        "price",
+        "sales_channel_id",
+    )
+    hexes = pl.DataFrame({"customer_id": customers.cast(pl.Int32)}).join(
+        customer_ids, on="customer_id", how="left"
+    )["customer_hex"]
+    top = oracle_top_k(raw_dir, kaggle, week, hexes, k=k)
+    return (
+        top.rename({"customer_id": "customer_hex", "probability": "score"})
+        .join(customer_ids, on="customer_hex", how="left")
+        .select(
+            pl.col("customer_id").cast(pl.Int32),
+            pl.col("article_id").cast(pl.Int32),
+            pl.col("score").cast(pl.Float32),
+            pl.col("rank").cast(pl.Int32),
+        )
+    )
+
+
+def summarize(by_week: pl.DataFrame) -> pl.DataFrame:
+    """Mean of every metric over the weeks, per method, plus the worst week's MAP@12."""
+    metrics = [c for c in EVALUATION_COLUMNS if c not in ("method", "n_customers")]
+    return (
+        by_week.group_by("method")
+        .agg(
+            pl.len().alias("weeks"),
+            *[pl.col(c).mean() for c in metrics],
+            pl.col("map_at_12").min().alias("min_map_at_12"),
+        )
+        .sort("map_at_12", descending=True)
+    )

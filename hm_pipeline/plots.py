@@ -1,0 +1,40 @@
+"""Plots as PNG files, and their embedding in markdown (Dagster metadata has no image type)."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import polars as pl  # noqa: E402
+
+
+def markdown_image(path: Path, alt: str) -> str:
+    """A markdown image with the PNG inlined as base64, so it shows in the Dagster UI."""
+    data = base64.b64encode(Path(path).read_bytes()).decode()
+    return f"![{alt}](data:image/png;base64,{data})"
+
+
+def save(fig: plt.Figure, path: Path) -> Path:
+    """Save and close a figure."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def map_by_week(by_week: pl.DataFrame, path: Path) -> Path:
+    """MAP@12 by validation week, one line per method."""
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for method in sorted(by_week["method"].unique()):
+        rows = by_week.filter(pl.col("method") == method).sort("week")
+        ax.plot([str(w) for w in rows["week"]], rows["map_at_12"], marker="o", label=method)
+    ax.set_ylabel("MAP@12")
+    ax.set_xlabel("validation week")
+    ax.legend(fontsize=7, ncol=2)
+    ax.tick_params(axis="x", rotation=30)
+    return save(fig, path)

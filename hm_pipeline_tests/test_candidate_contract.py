@@ -1,0 +1,93 @@
+"""The contract every registered candidate source must keep (one suite, every source)."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import polars as pl
+import pytest
+
+from hm_pipeline.candidates import CANDIDATE_SCHEMA, REGISTRY, SourceContext
+
+CUTOFF = date(2020, 9, 2)
+K = 30
+
+
+@pytest.fixture(scope="module")
+def setup(tiny_tables: dict):
+    tx = tiny_tables["transactions"]
+    ctx = SourceContext(
+        articles=tiny_tables["articles"], customers=tiny_tables["customers"], seed=1
+    )
+    # the week's buyers plus some customers with no history at all
+    buyers = tx.filter(pl.col("t_dat") >= CUTOFF)["customer_id"].unique()
+    never = tiny_tables["customers"].join(tx, on="customer_id", how="anti")["customer_id"]
+    customers = pl.concat([buyers, never.head(5)]).unique().sort()
+    return tx, ctx, customers
+
+
+@pytest.fixture(params=sorted(REGISTRY), scope="module")
+def output(request, setup):
+    tx, ctx, customers = setup
+    source = REGISTRY[request.param](k=K)
+    return source, source.generate(tx.lazy(), customers, CUTOFF, ctx)
+
+
+def test_schema_and_ranks(output) -> None:
+    _, out = output
+    assert out.schema == pl.Schema(CANDIDATE_SCHEMA)
+    assert out.height > 0
+    ranks = out.group_by("customer_id").agg(pl.col("rank").sort(), pl.len())
+    assert all(r == list(range(1, n + 1)) for r, n in ranks.select("rank", "len").iter_rows())
+    # rank follows score
+    bad = out.sort("customer_id", "rank").with_columns(
+        (pl.col("score").diff().over("customer_id") > 1e-6).alias("up")
+    )
+    assert not bad["up"].any()
+
+
+def test_articles_are_in_the_catalogue(output, setup) -> None:
+    _, out = output
+    _, ctx, _ = setup
+    assert out.join(ctx.articles, on="article_id", how="anti").height == 0
+
+
+def test_no_duplicate_pairs_and_at_most_k(output) -> None:
+    _, out = output
+    assert not out.select("customer_id", "article_id").is_duplicated().any()
+    assert out.group_by("customer_id").len()["len"].max() <= K
+
+
+def test_only_requested_customers(output, setup) -> None:
+    _, out = output
+    _, _, customers = setup
+    assert out["customer_id"].is_in(customers.implode()).all()
+
+
+def test_same_seed_same_output(output, setup) -> None:
+    source, out = output
+    tx, ctx, customers = setup
+    again = type(source)(k=K).generate(tx.lazy(), customers, CUTOFF, ctx)
+    assert again.equals(out)
+
+
+def test_no_leakage(output, setup) -> None:
+    """Rows dated on or after the cutoff change nothing, however many and whatever they say."""
+    source, out = output
+    tx, ctx, customers = setup
+    before = tx.filter(pl.col("t_dat") < CUTOFF)
+    popular = before["article_id"].value_counts(sort=True)["article_id"].head(3)
+    future = pl.DataFrame(
+        {
+            "t_dat": [CUTOFF + timedelta(days=i % 10) for i in range(3000)],
+            "customer_id": [customers[i % len(customers)] for i in range(3000)],
+            "article_id": [popular[i % 3] for i in range(3000)],
+            "price": [0.01] * 3000,
+            "sales_channel_id": [1] * 3000,
+        },
+        schema=tx.schema,
+    )
+    changed = pl.concat([before, future]).lazy()
+    assert type(source)(k=K).generate(changed, customers, CUTOFF, ctx).equals(out)
+    # and the full table (the real future) gives the same output as the truncated one
+    assert type(source)(k=K).generate(before.lazy(), customers, CUTOFF, ctx).equals(out)
