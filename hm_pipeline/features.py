@@ -20,7 +20,9 @@ def before(history: pl.LazyFrame, cutoff: date) -> pl.LazyFrame:
 
 
 def _in_window(cutoff: date, days: int | None) -> pl.Expr:
-    return pl.lit(True) if days is None else pl.col("t_dat") >= cutoff - timedelta(days=days)
+    if days is None:
+        return pl.col("t_dat").is_not_null()  # a column, so that .sum() counts rows
+    return pl.col("t_dat") >= cutoff - timedelta(days=days)
 
 
 def customer_features(history: pl.LazyFrame, cutoff: date) -> pl.LazyFrame:
@@ -31,7 +33,8 @@ def customer_features(history: pl.LazyFrame, cutoff: date) -> pl.LazyFrame:
         w = _in_window(cutoff, days)
         aggs += [
             pl.col("sales_channel_id").filter(w).n_unique().alias(f"n_sales_channel_{name}"),
-            pl.col("price").filter(w).sum().alias(f"t_price_{name}"),
+            # float64 and rounded: parallel sums of float32 differ in the last bits run to run
+            pl.col("price").cast(pl.Float64).filter(w).sum().round(7).alias(f"t_price_{name}"),
             pl.col("article_id").filter(w).n_unique().alias(f"u_articles_{name}"),
             w.sum().alias(f"t_transactions_{name}"),
             pl.col("t_dat").filter(w).n_unique().alias(f"u_active_days_{name}"),
@@ -60,7 +63,10 @@ def article_features(history: pl.LazyFrame, customers: pl.LazyFrame, cutoff: dat
     aggs = []
     for name, days in WINDOWS.items():
         w = _in_window(cutoff, days)
-        latest = pl.col("price").filter(w).sort_by(pl.col("t_dat").filter(w)).last()
+        # the median price paid on the window's last sale day (row order inside a group is not
+        # guaranteed, so "the last row" would not be deterministic)
+        last_day = pl.col("t_dat").filter(w).max()
+        latest = pl.col("price").filter(w & (pl.col("t_dat") == last_day)).median()
         aggs += [
             pl.col("customer_id").filter(w).n_unique().alias(f"u_customers_{name}"),
             w.sum().alias(f"t_purchases_{name}"),

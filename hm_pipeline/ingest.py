@@ -428,3 +428,8 @@ def image_manifest(article_ids: pl.Series, raw_dir: Path) -> pl.DataFrame:
         pl.Series("width", [w for w, _ in sizes], dtype=pl.Int32),
         pl.Series("height", [h for _, h in sizes], dtype=pl.Int32),
     ).with_columns(pl.col("width").is_not_null().alias("has_image"))
+
+
+def count_records(path: Path) -> int:
+    """Data records in a CSV file (header excluded), counted by polars' reader."""
+    return pl.scan_csv(path, infer_schema=False).select(pl.len()).collect().item()

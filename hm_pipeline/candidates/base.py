@@ -56,8 +56,10 @@ class CandidateSource(ABC):
         cust = pl.DataFrame({"customer_id": customers.cast(pl.Int32)}).unique().sort("customer_id")
         scored = self.score(hist, cust, cutoff, ctx).lazy()
         catalogue = ctx.articles.lazy().select(pl.col("article_id").cast(pl.Int32))
+        # rounding: parallel float sums differ in their last bits from run to run, which must
+        # not reorder candidates
         scored = scored.with_columns(
-            pl.col("article_id").cast(pl.Int32), pl.col("score").cast(pl.Float32)
+            pl.col("article_id").cast(pl.Int32), pl.col("score").cast(pl.Float64).round(9)
         ).join(catalogue, on="article_id", how="semi")
         if "customer_id" not in scored.collect_schema().names():
             top = _top_k(scored.with_columns(pl.lit(0, pl.Int32).alias("customer_id")), self.k)

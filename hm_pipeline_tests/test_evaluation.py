@@ -1,0 +1,81 @@
+"""The weekly evaluation's pieces."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+
+from hm_pipeline.evaluation import (
+    EVALUATION_COLUMNS,
+    blend,
+    evaluation_table,
+    markdown_table,
+    summarize,
+    to_submission,
+)
+
+
+def _ranked(rows: dict[int, list[int]]) -> pl.DataFrame:
+    return pl.DataFrame(
+        [(c, a, -float(r), r + 1) for c, arts in rows.items() for r, a in enumerate(arts)],
+        schema={
+            "customer_id": pl.Int32,
+            "article_id": pl.Int32,
+            "score": pl.Float32,
+            "rank": pl.Int32,
+        },
+        orient="row",
+    )
+
+
+def test_blend_keeps_the_first_then_fills_without_duplicates() -> None:
+    first = _ranked({1: [10, 11]})
+    second = _ranked({1: [11, 12, 13], 2: [12, 13]})
+    out = blend(first, second, k=3)
+    assert out.filter(pl.col("customer_id") == 1).sort("rank")["article_id"].to_list() == [
+        10,
+        11,
+        12,
+    ]
+    assert out.filter(pl.col("customer_id") == 2).sort("rank")["article_id"].to_list() == [12, 13]
+
+
+def test_evaluation_table_columns_and_values() -> None:
+    labels = pl.DataFrame(
+        {"customer_id": [1, 2], "article_id": [10, 20]},
+        schema={"customer_id": pl.Int32, "article_id": pl.Int32},
+    )
+    methods = {"perfect": _ranked({1: [10], 2: [20]}), "wrong": _ranked({1: [99], 2: [98]})}
+    table = evaluation_table(methods, labels, n_articles=100)
+    assert table.columns == EVALUATION_COLUMNS
+    perfect = table.filter(pl.col("method") == "perfect").row(0, named=True)
+    assert perfect["map_at_12"] == 1.0 and perfect["recall_at_12"] == 1.0
+    assert perfect["coverage_at_12"] == pytest.approx(0.02)
+    assert perfect["recall_at_200"] is None  # a 1-deep ranking says nothing about recall@200
+    assert table["method"].to_list() == ["perfect", "wrong"]
+    assert "| perfect |" in markdown_table(table)
+
+
+def test_submission_format() -> None:
+    ids = pl.DataFrame(
+        {"customer_id": [1], "customer_hex": ["ab" * 32]},
+        schema={"customer_id": pl.Int32, "customer_hex": pl.String},
+    )
+    sub = to_submission(_ranked({1: [108775015, 110065001]}), ids)
+    assert sub.rows() == [("ab" * 32, "0108775015 0110065001")]
+
+
+def test_summary_over_weeks() -> None:
+    by_week = pl.DataFrame(
+        {"method": ["a", "a", "b"], "map_at_12": [0.1, 0.3, 0.2], "week": ["w1", "w2", "w1"]}
+    )
+    for c in EVALUATION_COLUMNS:
+        if c not in by_week.columns:
+            by_week = by_week.with_columns(pl.lit(0.0).alias(c))
+    s = summarize(by_week)
+    a = s.filter(pl.col("method") == "a").row(0, named=True)
+    assert (
+        a["weeks"] == 2
+        and a["map_at_12"] == pytest.approx(0.2)
+        and a["min_map_at_12"] == pytest.approx(0.1)
+    )

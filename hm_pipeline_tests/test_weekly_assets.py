@@ -1,0 +1,130 @@
+"""The weekly graph through Dagster on the tiny world: splits, features, candidates,
+evaluation, the summary and the EDA report; and the dagster CLI users run."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from hm_pipeline.candidates import REGISTRY
+from hm_pipeline.definitions import build_defs
+from hm_pipeline.evaluation import EVALUATION_COLUMNS
+
+REPO = Path(__file__).resolve().parents[1]
+WEEK = "2020-09-16"
+
+
+@pytest.fixture(scope="module")
+def materialized(tiny_world: Path, tmp_path_factory: pytest.TempPathFactory):
+    """The weekly job for one validation week and the prediction week, then the reports."""
+    import shutil
+
+    data = tmp_path_factory.mktemp("weekly")
+    shutil.copytree(tiny_world, data / "raw")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("HM_DATA_DIR", str(data))
+    defs = build_defs()
+    instance = dg.DagsterInstance.ephemeral()
+    results = {
+        week: defs.resolve_job_def("weekly_pipeline").execute_in_process(
+            partition_key=week, instance=instance, raise_on_error=False
+        )
+        for week in (WEEK, "2020-09-23")
+    }
+    results["reports"] = defs.resolve_job_def("reports").execute_in_process(
+        instance=instance, raise_on_error=False
+    )
+    mp.undo()
+    return data, results
+
+
+def test_runs_succeed(materialized) -> None:
+    _, results = materialized
+    assert all(r.success for r in results.values())
+
+
+def test_evaluation_report_files(materialized) -> None:
+    data, _ = materialized
+    table = pl.read_csv(data / "reports" / f"evaluation_{WEEK}.csv")
+    assert table.columns == EVALUATION_COLUMNS
+    methods = set(table["method"])
+    assert set(REGISTRY) | {"repurchase_then_popular", "oracle"} <= methods
+    buyers = pl.read_parquet(data / "lake" / "labels" / f"{WEEK}.parquet")["customer_id"].n_unique()
+    assert (table["n_customers"] == buyers).all()
+    oracle = table.filter(pl.col("method") == "oracle")["map_at_12"].item()
+    assert oracle >= table.filter(pl.col("method") != "oracle")["map_at_12"].max()
+    preds = data / "reports" / "predictions" / WEEK
+    sub = pl.read_csv(
+        preds / "popularity_last_week.csv", schema_overrides={"prediction": pl.String}
+    )
+    assert sub.columns == ["customer_id", "prediction"]
+    assert sub["customer_id"].str.contains(r"^[0-9a-f]{64}$").all()
+    assert (
+        sub["prediction"]
+        .str.split(" ")
+        .list.eval(pl.element().str.len_chars() == 10)
+        .list.all()
+        .all()
+    )
+    assert sub.height == buyers
+
+
+def test_prediction_week_scores_everyone_and_is_not_evaluated(materialized) -> None:
+    data, results = materialized
+    to_score = pl.read_parquet(data / "lake" / "customers_to_score" / "2020-09-23.parquet")
+    assert to_score.height == pl.read_parquet(data / "lake" / "customers.parquet").height
+    assert not (data / "reports" / "evaluation_2020-09-23.csv").exists()
+    mats = results["2020-09-23"].asset_materializations_for_node("evaluation_report")
+    assert "prediction week" in mats[0].metadata["note"].value
+
+
+def test_summary_and_eda_render(materialized) -> None:
+    data, results = materialized
+    summary = results["reports"].asset_materializations_for_node("evaluation_summary")[0]
+    assert "data:image/png;base64," in summary.metadata["summary"].value
+    assert "| oracle |" in summary.metadata["summary"].value
+    eda = results["reports"].asset_materializations_for_node("eda_report")[0]
+    assert eda.metadata["report"].value.count("data:image/png;base64,") >= 6
+    assert (data / "reports" / "eda" / "weekly_sales.png").stat().st_size > 1000
+    assert (data / "reports" / "evaluation_summary.png").exists()
+
+
+def test_dagster_asset_materialize_cli_on_a_fresh_instance(
+    tiny_world: Path, tmp_path: Path
+) -> None:
+    """What users run in CI: the dagster CLI, a fresh instance, one partition."""
+    import shutil
+
+    shutil.copytree(tiny_world, tmp_path / "raw")
+    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"} | {
+        "HM_DATA_DIR": str(tmp_path)
+    }
+    out = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "dagster"),
+            "asset",
+            "materialize",
+            "-m",
+            "hm_pipeline.definitions",
+            "--select",
+            "*customer_features,*candidates_repurchase",
+            "--partition",
+            WEEK,
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    feats = pl.read_parquet(tmp_path / "lake" / "customer_features" / f"{WEEK}.parquet")
+    assert feats.height > 0 and "t_price_3m" in feats.columns
+    cands = pl.read_parquet(tmp_path / "lake" / "candidates_repurchase" / f"{WEEK}.parquet")
+    assert cands["rank"].min() == 1
