@@ -16,7 +16,8 @@ install: $(BIN)/.installed
 
 demo: install
 	$(BIN)/hm-pipeline synth --scale small --seed 42
-	$(BIN)/hm-pipeline run --week 2020-09-16
+	$(BIN)/hm-pipeline run --week all
+	$(BIN)/hm-pipeline evaluation-table
 
 test: install
 	$(BIN)/pytest -q
@@ -34,6 +35,8 @@ bench: install
 	$(BIN)/hm-pipeline bench synth --scale full
 	$(BIN)/hm-pipeline bench ingest --scale full
 	$(BIN)/hm-pipeline bench oracle --scale full
+	$(BIN)/hm-pipeline bench features --scale full
+	$(BIN)/hm-pipeline bench candidates --scale full
 	$(BIN)/hm-pipeline synth --report $(HM_DATA_DIR)/bench-full/raw --output benchmarks/world-full.md
 
 clean:

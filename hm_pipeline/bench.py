@@ -15,6 +15,13 @@ TARGETS = {  # (seconds, GB) at full scale, from the issues
     "synth": (15 * 60, 8.0),
     "ingest": (3 * 60, 8.0),
     "oracle": (5 * 60, None),  # "a sample of 20k customers at full scale within a few minutes"
+    "features": (2 * 60, 8.0),  # customer and article features of one week
+    "candidates": (10 * 60, 12.0),  # every heuristic source for one week's buyers
+}
+BENCH_WEEK = "2020-09-16"
+SELECTIONS = {
+    "features": "customer_features,article_features",
+    "candidates": "customers_to_score,group:candidates",
 }
 
 
@@ -45,6 +52,19 @@ def _command(what: str, scale: str, seed: int, workdir: Path) -> list[str]:
             "2020-09-16",
             "--sample",
             "20000",
+        ]
+    if what in SELECTIONS:
+        if not (workdir / "lake" / "transactions.parquet").exists():
+            subprocess.run(_command("ingest", scale, seed, workdir), check=True)
+        return [
+            *cli,
+            "materialize",
+            "--data",
+            str(workdir),
+            "--week",
+            BENCH_WEEK,
+            "--select",
+            SELECTIONS[what],
         ]
     raise ValueError(what)
 

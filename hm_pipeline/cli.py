@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import click
@@ -112,16 +112,26 @@ def _check_week(week: str) -> date:
         raise click.BadParameter(f"'{week}' is not a YYYY-MM-DD date") from exc
     if d.weekday() != 2:
         raise click.BadParameter(f"{d} is a {d:%A}; weeks start on Wednesday (e.g. 2020-09-16)")
-    if not (CALENDAR_START <= d <= CALENDAR_END + (date(2020, 9, 23) - date(2020, 9, 22))):
-        raise click.BadParameter(f"{d} is outside the calendar {CALENDAR_START} .. 2020-09-23")
+    last = CALENDAR_END + timedelta(days=1)
+    if not (CALENDAR_START <= d <= last):
+        raise click.BadParameter(f"{d} is outside the calendar {CALENDAR_START} .. {last}")
     return d
 
 
 @main.command()
-@click.option("--week", required=True, help="Validation week, named by its Wednesday (YYYY-MM-DD).")
+@click.option(
+    "--week",
+    required=True,
+    help="A week named by its Wednesday (YYYY-MM-DD), or 'all' for every validation week and "
+    "the prediction week, followed by the reports.",
+)
 def run(week: str) -> None:
-    """Materialize, through Dagster and recorded in the instance, every asset for one week."""
-    _check_week(week)
+    """Materialize, through Dagster and recorded in the instance, every asset for a week."""
+    from hm_pipeline.partitions import CALENDAR
+
+    weeks = [str(w) for w in CALENDAR.partition_weeks] if week == "all" else [week]
+    for w in weeks:
+        _check_week(w)
     from hm_pipeline.instance import ensure_dagster_home
 
     home = ensure_dagster_home()
@@ -130,14 +140,47 @@ def run(week: str) -> None:
     from hm_pipeline.definitions import build_defs
 
     click.echo(f"data: {data_dir()}  instance: {home}", err=True)
-    job = build_defs().resolve_job_def("weekly_pipeline")
+    defs = build_defs()
+    ok = True
     with dg.DagsterInstance.get() as instance:
-        result = job.execute_in_process(
-            instance=instance, partition_key=week, tags={"hm/week": week}, raise_on_error=False
-        )
-    _summarize(result)
-    if not result.success:
+        for w in weeks:
+            click.echo(f"week {w}:")
+            result = defs.resolve_job_def("weekly_pipeline").execute_in_process(
+                instance=instance, partition_key=w, tags={"hm/week": w}, raise_on_error=False
+            )
+            _summarize(result)
+            ok &= result.success
+        if week == "all" and ok:
+            click.echo("reports:")
+            result = defs.resolve_job_def("reports").execute_in_process(
+                instance=instance, raise_on_error=False
+            )
+            _summarize(result)
+            ok &= result.success
+    if not ok:
         sys.exit(1)
+
+
+@main.command("evaluation-table")
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Also write the markdown to this file.",
+)
+def evaluation_table_command(output: Path | None) -> None:
+    """MAP@12 per validation week and method (from data/reports/evaluation_<week>.csv)."""
+    from hm_pipeline.evaluation import weekly_map_table
+    from hm_pipeline.settings import reports_dir
+
+    md = weekly_map_table(reports_dir())
+    click.echo(md)
+    if output:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(
+            f"# Evaluation on `{data_dir()}`\n\nWritten by `hm-pipeline evaluation-table "
+            f"--output {output}` after `hm-pipeline run --week all`.\n\n{md}\n"
+        )
 
 
 def _summarize(result) -> None:
@@ -151,6 +194,9 @@ def _summarize(result) -> None:
             ev = event.asset_check_evaluation_data
             state = "passed" if ev.passed else "FAILED"
             click.echo(f"  check {ev.asset_key.to_user_string()}:{ev.check_name} {state}")
+        elif event.is_step_success:
+            secs = event.event_specific_data.duration_ms / 1000
+            click.echo(f"  step {event.step_key:40s} {secs:8.1f}s")
         elif event.is_step_failure:
             click.echo(
                 f"  FAILED {event.step_key}: {event.step_failure_data.error.message.strip()}",
@@ -173,7 +219,7 @@ def dev(port: int) -> None:
 
 
 @main.command()
-@click.argument("what", type=click.Choice(["synth", "ingest", "oracle"]))
+@click.argument("what", type=click.Choice(["synth", "ingest", "oracle", "features", "candidates"]))
 @click.option(
     "--scale",
     type=click.Choice(["tiny", "small", "medium", "full"]),
@@ -259,6 +305,52 @@ def oracle(raw_path: Path | None, week: str, sample: int, seed: int, output: Pat
     )
     if output:
         top.write_parquet(output)
+
+
+@main.command()
+@click.option(
+    "--data",
+    "data_path",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="A data folder (raw/, lake/, reports/).",
+)
+@click.option("--week", required=True, help="The partition, named by its Wednesday.")
+@click.option(
+    "--select",
+    "selection",
+    required=True,
+    help="Comma-separated asset keys or groups (group:NAME).",
+)
+def materialize(data_path: Path, week: str, selection: str) -> None:
+    """Materialize some assets of one week on a throwaway instance, with each step's time."""
+    import dagster as dg
+
+    from hm_pipeline.definitions import all_assets, all_checks
+    from hm_pipeline.io_manager import ParquetIOManager
+    from hm_pipeline.resources import RawFiles, Reports
+
+    _check_week(week)
+    parts = [p.strip() for p in selection.split(",") if p.strip()]
+    sel = dg.AssetSelection.assets(*[p for p in parts if not p.startswith("group:")])
+    for p in parts:
+        if p.startswith("group:"):
+            sel = sel | dg.AssetSelection.groups(p.removeprefix("group:"))
+    result = dg.materialize(
+        [*all_assets, *all_checks],
+        resources={
+            "io_manager": ParquetIOManager(base_dir=str(data_path / "lake")),
+            "raw_files": RawFiles(raw_dir=str(data_path / "raw")),
+            "reports": Reports(reports_dir=str(data_path / "reports")),
+        },
+        selection=sel,
+        partition_key=week,
+        instance=dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
+    _summarize(result)
+    if not result.success:
+        sys.exit(1)
 
 
 @main.command()

@@ -150,3 +150,32 @@ def summarize(by_week: pl.DataFrame) -> pl.DataFrame:
         )
         .sort("map_at_12", descending=True)
     )
+
+
+def weekly_map_table(reports_dir) -> str:
+    """Markdown: MAP@12 of every method per validation week, with the mean and the mean
+    hit rate and NDCG, from the evaluation_<week>.csv files in `reports_dir`."""
+    from pathlib import Path
+
+    files = sorted(Path(reports_dir).glob("evaluation_????-??-??.csv"))
+    if not files:
+        raise FileNotFoundError(f"no evaluation_<week>.csv in {reports_dir}: run the weeks first")
+    by_week = pl.concat(
+        [
+            pl.read_csv(f).with_columns(pl.lit(f.stem.removeprefix("evaluation_")).alias("week"))
+            for f in files
+        ],
+        how="diagonal_relaxed",
+    )
+    wide = by_week.pivot(on="week", index="method", values="map_at_12", sort_columns=True)
+    means = by_week.group_by("method").agg(
+        pl.col("map_at_12").mean().alias("mean MAP@12"),
+        pl.col("hit_rate_at_12").mean().alias("mean hit@12"),
+        pl.col("ndcg_at_12").mean().alias("mean NDCG@12"),
+        pl.col("recall_at_200").mean().alias("mean recall@200"),
+    )
+    table = wide.join(means, on="method").sort("mean MAP@12", descending=True)
+    return (
+        "MAP@12 by validation week (rows: methods; the oracle is the ceiling):\n\n"
+        + markdown_table(table)
+    )

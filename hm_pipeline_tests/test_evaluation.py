@@ -79,3 +79,16 @@ def test_summary_over_weeks() -> None:
         and a["map_at_12"] == pytest.approx(0.2)
         and a["min_map_at_12"] == pytest.approx(0.1)
     )
+
+
+def test_weekly_map_table_reads_only_week_files(tmp_path) -> None:
+    from hm_pipeline.evaluation import weekly_map_table
+
+    row = dict.fromkeys(EVALUATION_COLUMNS, 0.5) | {"method": "m", "n_customers": 3}
+    for week in ("2020-09-09", "2020-09-16"):
+        pl.DataFrame([row]).write_csv(tmp_path / f"evaluation_{week}.csv")
+    pl.DataFrame({"method": ["m"], "map_at_12": [9.9]}).write_csv(
+        tmp_path / "evaluation_summary.csv"
+    )
+    md = weekly_map_table(tmp_path)
+    assert "| m | 0.5000 | 0.5000 | 0.5000 |" in md and "9.9" not in md and "summary" not in md
