@@ -315,22 +315,23 @@ def oracle(raw_path: Path | None, week: str, sample: int, seed: int, output: Pat
     required=True,
     help="A data folder (raw/, lake/, reports/).",
 )
-@click.option("--week", required=True, help="The partition, named by its Wednesday.")
+@click.option("--week", default=None, help="The partition, named by its Wednesday (weekly assets).")
 @click.option(
     "--select",
     "selection",
     required=True,
     help="Comma-separated asset keys or groups (group:NAME).",
 )
-def materialize(data_path: Path, week: str, selection: str) -> None:
-    """Materialize some assets of one week on a throwaway instance, with each step's time."""
+def materialize(data_path: Path, week: str | None, selection: str) -> None:
+    """Materialize some assets (of one week) on a throwaway instance, with each step's time."""
     import dagster as dg
 
     from hm_pipeline.definitions import all_assets, all_checks
     from hm_pipeline.io_manager import ParquetIOManager
     from hm_pipeline.resources import RawFiles, Reports
 
-    _check_week(week)
+    if week is not None:
+        _check_week(week)
     parts = [p.strip() for p in selection.split(",") if p.strip()]
     sel = dg.AssetSelection.assets(*[p for p in parts if not p.startswith("group:")])
     for p in parts:

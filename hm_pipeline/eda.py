@@ -75,6 +75,28 @@ def summary(
     return pl.DataFrame({"figure": [r[0] for r in rows], "value": [str(r[1]) for r in rows]})
 
 
+def sellers(transactions: pl.LazyFrame, articles: pl.LazyFrame, n: int = 10) -> pl.DataFrame:
+    """The n most-selling and the n least-selling articles (among those sold at all), named."""
+    counts = transactions.group_by("article_id").agg(pl.len().alias("transactions"))
+    named = counts.join(
+        articles.select("article_id", "prod_name", "product_type_name", "colour_group_name"),
+        on="article_id",
+        how="left",
+    )
+    best = named.sort(["transactions", "article_id"], descending=[True, False]).head(n)
+    worst = named.sort(["transactions", "article_id"]).head(n)
+    return (
+        pl.concat(
+            [
+                best.with_columns(pl.lit("most sold").alias("which")),
+                worst.with_columns(pl.lit("least sold").alias("which")),
+            ]
+        )
+        .select("which", pl.all().exclude("which"))
+        .collect()
+    )
+
+
 def figures(
     transactions: pl.LazyFrame, customers: pl.LazyFrame, articles: pl.LazyFrame, out_dir: Path
 ) -> dict[str, Path]:

@@ -19,8 +19,9 @@ def eda_report(
     """Weekly sales, active customers, channel split, ages, bulk and rare buyers, best and
     worst sellers, basket sizes, repurchase gaps; a summary table beside them."""
     table = eda.summary(transactions, customers, articles)
+    sellers = eda.sellers(transactions, articles)
     figs = eda.figures(transactions, customers, articles, reports.path("eda", "x").parent)
-    md = [markdown_table(table)] + [
+    md = [markdown_table(table), "### Most and least sold articles", markdown_table(sellers)] + [
         f"### {t}\n\n{plots.markdown_image(p, t)}" for t, p in figs.items()
     ]
     (reports.path("eda", "summary.md")).write_text(

@@ -227,8 +227,10 @@ def simulate(
         active = (cust.join_week <= week) & (week < cust.churn_week) & (cust.one_time_week < 0)
         lam = np.where(active, rate * volume(week), 0.0)
         n_baskets = rng.poisson(lam)
-        # A customer's first basket is in their join week; one-time buyers have only that one.
-        first_week = (cust.join_week == week) & (cust.activity > 0) & (cust.one_time_week < 0)
+        # Every regular buyer buys in their first-basket week; one-time buyers only once.
+        first_week = (
+            (cust.first_basket_week == week) & (cust.activity > 0) & (cust.one_time_week < 0)
+        )
         n_baskets[first_week] = np.maximum(n_baskets[first_week], 1)
         n_baskets[cust.one_time_week == week] = 1
         buyers = np.flatnonzero(n_baskets)

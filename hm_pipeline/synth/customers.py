@@ -24,6 +24,7 @@ class Customers:
     join_week: np.ndarray
     churn_week: np.ndarray
     one_time_week: np.ndarray  # week of the single basket of one-time buyers, else -1
+    first_basket_week: np.ndarray  # a week in which a regular buyer surely buys
     bulk: np.ndarray
     online: np.ndarray  # probability that a basket is bought online
     p_repurchase: np.ndarray
@@ -128,13 +129,19 @@ def generate_customers(
     activity = np.exp(np.clip(rng.normal(0, beh.activity_sigma, n), -4.0, 2.6))
     never = rng.random(n) < beh.never_buy_share
     activity[never] = 0.0
-    join_week = np.maximum(0, rng.integers(-60, 105, n)).astype(np.int16)
+    # customers who joined before the calendar (negative weeks) are active from its start
+    joined = rng.integers(-60, 105, n)
+    join_week = np.maximum(0, joined).astype(np.int16)
     churn_week = (join_week + rng.exponential(beh.churn_mean_weeks, n) + 4).astype(np.int32)
     one_time = (rng.random(n) < beh.one_time_share) & ~never
     span_end = np.minimum(churn_week, 105)
     ot_week = join_week + (rng.random(n) * np.maximum(span_end - join_week, 1)).astype(np.int32)
     one_time_week = np.where(one_time, np.minimum(ot_week, 104), -1).astype(np.int16)
     bulk = (rng.random(n) < beh.bulk_share) & ~one_time
+    # Every buyer buys at least once: newcomers in their join week, earlier members in a week
+    # drawn from their span (a guaranteed basket in week 0 would be a spike the data lacks).
+    spread = join_week + (rng.random(n) * np.maximum(span_end - join_week, 1)).astype(np.int32)
+    first_basket_week = np.where(joined >= 0, join_week, np.minimum(spread, 104)).astype(np.int16)
 
     return Customers(
         customers=df,
@@ -145,6 +152,7 @@ def generate_customers(
         join_week=join_week,
         churn_week=churn_week,
         one_time_week=one_time_week,
+        first_basket_week=first_basket_week,
         bulk=bulk,
         online=_beta(rng, beh.online_mean, 1.6, n).astype(np.float32),
         p_repurchase=_beta(rng, beh.repurchase_mean, 4.0, n).astype(np.float32),

@@ -191,9 +191,10 @@ def item_probabilities(
     lam = world.arrays["rate_scale"][0] * world.cust("activity")[rows] * volume(week)
     one_time = world.cust("one_time_week")[rows]
     join = world.cust("join_week")[rows]
+    sure = world.cust("first_basket_week")[rows] == week
     active = (join <= week) & (week < world.cust("churn_week")[rows]) & (one_time < 0)
     baskets = np.where(active, lam, 0.0)
-    baskets = np.where(active & (join == week), lam + np.exp(-lam), baskets)
+    baskets = np.where(active & sure, lam + np.exp(-lam), baskets)
     baskets = np.where(one_time == week, 1.0, baskets)
     return item, baskets * mean_size
 
