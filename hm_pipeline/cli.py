@@ -106,12 +106,12 @@ def synth(
 
 
 def _check_week(week: str) -> date:
+    from hm_pipeline.weeks import parse_week
+
     try:
-        d = date.fromisoformat(week)
+        d = parse_week(week)
     except ValueError as exc:
-        raise click.BadParameter(f"'{week}' is not a YYYY-MM-DD date") from exc
-    if d.weekday() != 2:
-        raise click.BadParameter(f"{d} is a {d:%A}; weeks start on Wednesday (e.g. 2020-09-16)")
+        raise click.BadParameter(str(exc)) from exc
     last = CALENDAR_END + timedelta(days=1)
     if not (CALENDAR_START <= d <= last):
         raise click.BadParameter(f"{d} is outside the calendar {CALENDAR_START} .. {last}")
@@ -326,10 +326,6 @@ def materialize(data_path: Path, week: str | None, selection: str) -> None:
     """Materialize some assets (of one week) on a throwaway instance, with each step's time."""
     import dagster as dg
 
-    from hm_pipeline.definitions import all_assets, all_checks
-    from hm_pipeline.io_manager import ParquetIOManager
-    from hm_pipeline.resources import RawFiles, Reports
-
     if week is not None:
         _check_week(week)
     parts = [p.strip() for p in selection.split(",") if p.strip()]
@@ -337,14 +333,28 @@ def materialize(data_path: Path, week: str | None, selection: str) -> None:
     for p in parts:
         if p.startswith("group:"):
             sel = sel | dg.AssetSelection.groups(p.removeprefix("group:"))
+    _materialize_throwaway(data_path / "raw", data_path / "lake", data_path / "reports", sel, week)
+
+
+def _materialize_throwaway(
+    raw: Path, lake: Path, reports: Path, selection, week: str | None
+) -> None:
+    """Run a selection on an ephemeral instance with resources on these folders; exit 1 on
+    failure."""
+    import dagster as dg
+
+    from hm_pipeline.definitions import all_assets, all_checks
+    from hm_pipeline.io_manager import ParquetIOManager
+    from hm_pipeline.resources import RawFiles, Reports
+
     result = dg.materialize(
         [*all_assets, *all_checks],
         resources={
-            "io_manager": ParquetIOManager(base_dir=str(data_path / "lake")),
-            "raw_files": RawFiles(raw_dir=str(data_path / "raw")),
-            "reports": Reports(reports_dir=str(data_path / "reports")),
+            "io_manager": ParquetIOManager(base_dir=str(lake)),
+            "raw_files": RawFiles(raw_dir=str(raw)),
+            "reports": Reports(reports_dir=str(reports)),
         },
-        selection=sel,
+        selection=selection,
         partition_key=week,
         instance=dg.DagsterInstance.ephemeral(),
         raise_on_error=False,
@@ -361,23 +371,9 @@ def ingest(raw_path: Path, lake_path: Path) -> None:
     """Materialize the raw tables from RAW into LAKE on a throwaway instance (benchmarks)."""
     import dagster as dg
 
-    from hm_pipeline.definitions import all_assets, all_checks
-    from hm_pipeline.io_manager import ParquetIOManager
-    from hm_pipeline.resources import RawFiles
-
-    result = dg.materialize(
-        [*all_assets, *all_checks],
-        resources={
-            "io_manager": ParquetIOManager(base_dir=str(lake_path)),
-            "raw_files": RawFiles(raw_dir=str(raw_path)),
-        },
-        selection=dg.AssetSelection.groups("raw"),
-        instance=dg.DagsterInstance.ephemeral(),
-        raise_on_error=False,
+    _materialize_throwaway(
+        raw_path, lake_path, lake_path.parent / "reports", dg.AssetSelection.groups("raw"), None
     )
-    _summarize(result)
-    if not result.success:
-        sys.exit(1)
 
 
 if __name__ == "__main__":

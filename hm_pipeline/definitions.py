@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import dagster as dg
 
-from hm_pipeline.assets import candidates, eda, evaluation, raw, weekly
+from hm_pipeline.assets import candidates, eda, evaluation, raw, training, weekly
 from hm_pipeline.io_manager import ParquetIOManager
 from hm_pipeline.partitions import weekly_partitions
 from hm_pipeline.resources import RawFiles, Reports
 from hm_pipeline.settings import lake_dir, raw_dir, reports_dir
 
-MODULES = [raw, weekly, candidates, evaluation, eda]
+MODULES = [raw, weekly, candidates, evaluation, eda, training]
 all_assets = dg.load_assets_from_modules(MODULES)
 all_checks = dg.load_asset_checks_from_modules(MODULES)
 

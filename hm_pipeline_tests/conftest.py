@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -51,3 +54,21 @@ def tiny_tables(tiny_world: Path) -> dict:
         "customer_ids": ids,
         "transactions": tx.table.collect(),
     }
+
+
+def run_dagster(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
+    """The `dagster` CLI of this environment, run from the repo root as users run it, on a
+    fresh temporary instance (no DAGSTER_HOME) and the data folder `data_dir`."""
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"} | {
+        "HM_DATA_DIR": str(data_dir)
+    }
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "dagster"), *args],
+        cwd=Path(__file__).resolve().parents[1],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import dagster as dg
@@ -14,6 +12,7 @@ from hm_pipeline import schema as S
 from hm_pipeline.definitions import all_assets, all_checks, build_defs
 from hm_pipeline.io_manager import ParquetIOManager
 from hm_pipeline.resources import RawFiles, Reports
+from hm_pipeline_tests.conftest import run_dagster
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -53,20 +52,7 @@ def test_definitions_load() -> None:
 
 
 def test_dagster_cli_validates_the_code_location(tmp_path: Path) -> None:
-    out = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "dagster"),
-            "definitions",
-            "validate",
-            "-m",
-            "hm_pipeline.definitions",
-        ],
-        check=False,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        env={"HM_DATA_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"},
-    )
+    out = run_dagster("definitions", "validate", "-m", "hm_pipeline.definitions", data_dir=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
 
 

@@ -3,9 +3,6 @@ evaluation, the summary and the EDA report; and the dagster CLI users run."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import dagster as dg
@@ -15,6 +12,7 @@ import pytest
 from hm_pipeline.candidates import REGISTRY
 from hm_pipeline.definitions import build_defs
 from hm_pipeline.evaluation import EVALUATION_COLUMNS
+from hm_pipeline_tests.conftest import run_dagster
 
 REPO = Path(__file__).resolve().parents[1]
 WEEK = "2020-09-16"
@@ -102,26 +100,16 @@ def test_dagster_asset_materialize_cli_on_a_fresh_instance(
     import shutil
 
     shutil.copytree(tiny_world, tmp_path / "raw")
-    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"} | {
-        "HM_DATA_DIR": str(tmp_path)
-    }
-    out = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "dagster"),
-            "asset",
-            "materialize",
-            "-m",
-            "hm_pipeline.definitions",
-            "--select",
-            "*customer_features,*candidates_repurchase",
-            "--partition",
-            WEEK,
-        ],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
+    out = run_dagster(
+        "asset",
+        "materialize",
+        "-m",
+        "hm_pipeline.definitions",
+        "--select",
+        "*customer_features,*candidates_repurchase",
+        "--partition",
+        WEEK,
+        data_dir=tmp_path,
     )
     assert out.returncode == 0, out.stderr[-3000:]
     feats = pl.read_parquet(tmp_path / "lake" / "customer_features" / f"{WEEK}.parquet")
