@@ -431,5 +431,6 @@ def image_manifest(article_ids: pl.Series, raw_dir: Path) -> pl.DataFrame:
 
 
 def count_records(path: Path) -> int:
-    """Data records in a CSV file (header excluded), counted by polars' reader."""
-    return pl.scan_csv(path, infer_schema=False).select(pl.len()).collect().item()
+    """Data records of a checked CSV file without quoted newlines (transactions_train.csv):
+    its newlines less the header's. Read in blocks: polars' reader maps the whole file."""
+    return _count_lines(path) - 2

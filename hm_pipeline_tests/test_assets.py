@@ -106,6 +106,8 @@ def test_too_many_rejects_block_downstream_assets(data_dir: Path) -> None:
     checks = {c.asset_key.to_user_string(): c for c in result.get_asset_check_evaluations()}
     assert not checks["transactions"].passed
     assert checks["transactions"].metadata["rejected_rows"].value == len(bad_lines)
+    kept = checks["transactions"].metadata["kept_rows"].value
+    assert kept + len(bad_lines) == len(lines) - 1
     rejects = pl.read_parquet(data_dir / "lake" / "transactions_rejects.parquet")
     assert set(rejects["rule"]) == {"price not positive"}
     assert rejects["source_line"].to_list() == bad_lines
