@@ -345,7 +345,7 @@ def _materialize_throwaway(
 
     from hm_pipeline.definitions import all_assets, all_checks
     from hm_pipeline.io_manager import ParquetIOManager
-    from hm_pipeline.resources import RawFiles, Reports
+    from hm_pipeline.resources import ModelStore, RawFiles, Reports
 
     result = dg.materialize(
         [*all_assets, *all_checks],
@@ -353,6 +353,7 @@ def _materialize_throwaway(
             "io_manager": ParquetIOManager(base_dir=str(lake)),
             "raw_files": RawFiles(raw_dir=str(raw)),
             "reports": Reports(reports_dir=str(reports)),
+            "model_store": ModelStore(models_dir=str(reports.parent / "models")),
         },
         selection=selection,
         partition_key=week,

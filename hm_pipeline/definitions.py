@@ -7,8 +7,8 @@ import dagster as dg
 from hm_pipeline.assets import candidates, eda, evaluation, raw, training, weekly
 from hm_pipeline.io_manager import ParquetIOManager
 from hm_pipeline.partitions import weekly_partitions
-from hm_pipeline.resources import RawFiles, Reports
-from hm_pipeline.settings import lake_dir, raw_dir, reports_dir
+from hm_pipeline.resources import ModelStore, RawFiles, Reports
+from hm_pipeline.settings import data_dir, lake_dir, raw_dir, reports_dir
 
 MODULES = [raw, weekly, candidates, evaluation, eda, training]
 all_assets = dg.load_assets_from_modules(MODULES)
@@ -39,6 +39,7 @@ def resources() -> dict:
         "io_manager": ParquetIOManager(base_dir=str(lake_dir())),
         "raw_files": RawFiles(raw_dir=str(raw_dir())),
         "reports": Reports(reports_dir=str(reports_dir())),
+        "model_store": ModelStore(models_dir=str(data_dir() / "models")),
     }
 
 

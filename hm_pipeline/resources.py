@@ -40,3 +40,14 @@ class Reports(dg.ConfigurableResource):
         p = Path(self.reports_dir).joinpath(*parts)
         p.parent.mkdir(parents=True, exist_ok=True)
         return p
+
+
+class ModelStore(dg.ConfigurableResource):
+    """Trained models as state_dict files with their config, per model and week (models are
+    never pickled through the IO manager)."""
+
+    models_dir: str
+
+    def folder(self, name: str, week: str) -> Path:
+        """Where the model `name` trained for `week` lives."""
+        return Path(self.models_dir) / name / week

@@ -11,7 +11,7 @@ import pytest
 from hm_pipeline import schema as S
 from hm_pipeline.definitions import all_assets, all_checks, build_defs
 from hm_pipeline.io_manager import ParquetIOManager
-from hm_pipeline.resources import RawFiles, Reports
+from hm_pipeline.resources import ModelStore, RawFiles, Reports
 from hm_pipeline_tests.conftest import run_dagster
 
 REPO = Path(__file__).resolve().parents[1]
@@ -22,6 +22,7 @@ def _resources(data: Path, **raw_files_config) -> dict:
         "io_manager": ParquetIOManager(base_dir=str(data / "lake")),
         "raw_files": RawFiles(raw_dir=str(data / "raw"), **raw_files_config),
         "reports": Reports(reports_dir=str(data / "reports")),
+        "model_store": ModelStore(models_dir=str(data / "models")),
     }
 
 

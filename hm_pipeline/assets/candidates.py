@@ -4,7 +4,9 @@ import dagster as dg
 import polars as pl
 
 from hm_pipeline.candidates import REGISTRY, CandidateSource, SourceContext
+from hm_pipeline.models.common import save_model
 from hm_pipeline.partitions import weekly_partitions
+from hm_pipeline.resources import ModelStore
 from hm_pipeline.weeks import parse_week
 
 GROUP = "candidates"
@@ -29,6 +31,7 @@ def candidate_asset(source: type[CandidateSource]) -> dg.AssetsDefinition:
     def _candidates(
         context: dg.AssetExecutionContext,
         config: CandidateConfig,
+        model_store: ModelStore,
         transactions: pl.LazyFrame,
         articles: pl.DataFrame,
         customers: pl.DataFrame,
@@ -36,9 +39,18 @@ def candidate_asset(source: type[CandidateSource]) -> dg.AssetsDefinition:
     ) -> pl.DataFrame:
         ctx = SourceContext(articles=articles, customers=customers)
         week = parse_week(context.partition_key)
-        out = source(k=config.k).generate(
-            transactions, customers_to_score["customer_id"], week, ctx
-        )
+        src = source(k=config.k)
+        out = src.generate(transactions, customers_to_score["customer_id"], week, ctx)
+        trained = getattr(src, "model", None)
+        if trained is not None:  # learned sources: keep the weights and what made them
+            folder = save_model(
+                model_store.folder(source.name, context.partition_key),
+                trained,
+                {"source": source.name, "week": context.partition_key, **src.settings()},
+                users=src.users.ids,
+                items=src.items.ids,
+            )
+            context.add_output_metadata({"model": dg.MetadataValue.path(str(folder))})
         covered = out["customer_id"].n_unique()
         context.add_output_metadata(
             {"customers_with_candidates": covered, "customers_to_score": customers_to_score.height}

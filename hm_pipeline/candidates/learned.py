@@ -1,0 +1,121 @@
+"""Learned candidate sources: models trained per week on the history before it."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import numpy as np
+import polars as pl
+import torch
+
+from hm_pipeline.candidates.base import CandidateSource, SourceContext
+from hm_pipeline.models.common import IdIndex
+from hm_pipeline.models.neumf import NeuMFConfig, train_neumf
+from hm_pipeline.negatives import sample_negatives
+
+
+def recent_pool(history: pl.LazyFrame, cutoff: date, days: int, size: int) -> np.ndarray:
+    """The `size` articles sold most in the last `days`: the pool a model scores (scoring every
+    article for every customer would not fit the budget at full scale)."""
+    return (
+        history.filter(pl.col("t_dat") >= cutoff - timedelta(days=days))
+        .group_by("article_id")
+        .agg(pl.len().alias("n"))
+        .sort(["n", "article_id"], descending=[True, False])
+        .head(size)
+        .collect()["article_id"]
+        .to_numpy()
+    )
+
+
+class NeuMFSource(CandidateSource):
+    """NeuMF trained on the weeks before the cutoff with sampled negatives (the strategy is a
+    setting), scoring a pool of recently sold articles for every known customer."""
+
+    name = "neumf"
+
+    def __init__(
+        self,
+        k: int = 200,
+        strategy: str = "weekly_random",
+        n_negatives: int = 5,
+        window_days: int = 56,
+        pool_days: int = 14,
+        pool_size: int = 2000,
+        config: NeuMFConfig | None = None,
+    ):
+        super().__init__(k)
+        self.strategy, self.n_negatives, self.window_days = strategy, n_negatives, window_days
+        self.pool_days, self.pool_size = pool_days, pool_size
+        self.config = config or NeuMFConfig()
+        self.model = None
+        self.losses: list[float] = []
+        self.users: IdIndex | None = None
+        self.items: IdIndex | None = None
+
+    def settings(self) -> dict:
+        """What the model was trained with, for the model store."""
+        return {
+            "strategy": self.strategy,
+            "n_negatives": self.n_negatives,
+            "window_days": self.window_days,
+            "pool_days": self.pool_days,
+            "pool_size": self.pool_size,
+            "neumf": self.config.to_dict(),
+            "losses": self.losses,
+        }
+
+    def score(self, history, customers, cutoff, ctx: SourceContext):
+        empty = pl.DataFrame(
+            schema={"customer_id": pl.Int32, "article_id": pl.Int32, "score": pl.Float32}
+        )
+        pairs = sample_negatives(
+            history,
+            ctx.articles,
+            cutoff,
+            self.strategy,
+            self.n_negatives,
+            ctx.seed,
+            window_days=self.window_days,
+        )
+        if pairs.height == 0:
+            return empty
+        self.users = IdIndex.of(pairs["customer_id"])
+        self.items = IdIndex.of(pairs["article_id"])
+        self.model, self.losses = train_neumf(
+            self.users.lookup(pairs["customer_id"].to_numpy()),
+            self.items.lookup(pairs["article_id"].to_numpy()),
+            pairs["label"].to_numpy(),
+            len(self.users),
+            len(self.items),
+            self.config,
+        )
+        pool = recent_pool(history, cutoff, self.pool_days, self.pool_size)
+        pool_idx = self.items.lookup(pool)
+        pool, pool_idx = pool[pool_idx >= 0], pool_idx[pool_idx >= 0]
+        wanted = customers["customer_id"].to_numpy()
+        user_idx = self.users.lookup(wanted)
+        known = user_idx >= 0
+        if not known.any() or len(pool) == 0:
+            return empty
+        k = min(self.k, len(pool))
+        parts = []
+        users_t = torch.as_tensor(user_idx[known], dtype=torch.long)
+        pool_t = torch.as_tensor(pool_idx, dtype=torch.long)
+        ids = wanted[known]
+        for s in range(0, len(users_t), 1024):  # chunks of customers
+            logits = self.model.score_pool(users_t[s : s + 1024], pool_t)
+            top = torch.topk(logits, k, dim=1)
+            parts.append(
+                pl.DataFrame(
+                    {
+                        "customer_id": np.repeat(ids[s : s + 1024], k).astype(np.int32),
+                        "article_id": pool[top.indices.numpy().ravel()].astype(np.int32),
+                        "score": top.values.numpy().ravel(),
+                    }
+                )
+            )
+        return pl.concat(parts)
+
+
+LEARNED_SOURCES: list[type[CandidateSource]] = [NeuMFSource]

@@ -1,0 +1,1 @@
+"""PyTorch models (pure modules and training loops; no Dagster here)."""

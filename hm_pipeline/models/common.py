@@ -1,0 +1,53 @@
+"""What every torch model shares: the device, seeding, id indexing, a model store."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import torch
+
+
+def pick_device() -> torch.device:
+    """CUDA when present, else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def seeded_generator(seed: int) -> torch.Generator:
+    """Seed torch's global state (weight init) and return a generator for shuffling."""
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+@dataclass(frozen=True)
+class IdIndex:
+    """Contiguous indices for the ids a model was trained on (sorted, so deterministic)."""
+
+    ids: np.ndarray
+
+    @classmethod
+    def of(cls, values: pl.Series) -> IdIndex:
+        """The index of the distinct values."""
+        return cls(np.sort(values.unique().to_numpy()))
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def lookup(self, values: np.ndarray) -> np.ndarray:
+        """Index of each value, -1 where the model never saw it."""
+        pos = np.searchsorted(self.ids, values)
+        pos = np.minimum(pos, len(self.ids) - 1)
+        return np.where(self.ids[pos] == values, pos, -1)
+
+
+def save_model(folder: Path, model: torch.nn.Module, config: dict, **extra: np.ndarray) -> Path:
+    """state_dict + config.json (+ id arrays) in `folder`; no pickled objects."""
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), folder / "model.pt")
+    (folder / "config.json").write_text(json.dumps(config, indent=1, default=str))
+    if extra:
+        np.savez(folder / "ids.npz", **extra)
+    return folder
