@@ -17,11 +17,25 @@ TARGETS = {  # (seconds, GB) at full scale, from the issues
     "oracle": (5 * 60, None),  # "a sample of 20k customers at full scale within a few minutes"
     "features": (2 * 60, 8.0),  # customer and article features of one week
     "candidates": (10 * 60, 12.0),  # every heuristic source for one week's buyers
+    "models": (2 * 15 * 60, 12.0),  # NeuMF and Mult-VAE, each <= 15 min
 }
 BENCH_WEEK = "2020-09-16"
 SELECTIONS = {
     "features": "customer_features,article_features",
-    "candidates": "customers_to_score,group:candidates",
+    "candidates": "customers_to_score,"
+    + ",".join(
+        f"candidates_{n}"
+        for n in (
+            "popularity_last_week",
+            "popularity_time_decayed",
+            "popularity_age_group",
+            "repurchase",
+            "same_product_code",
+            "bought_together",
+            "customer_similarity",
+        )
+    ),
+    "models": "customers_to_score,candidates_neumf,candidates_multvae",
 }
 
 

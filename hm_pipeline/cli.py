@@ -219,7 +219,9 @@ def dev(port: int) -> None:
 
 
 @main.command()
-@click.argument("what", type=click.Choice(["synth", "ingest", "oracle", "features", "candidates"]))
+@click.argument(
+    "what", type=click.Choice(["synth", "ingest", "oracle", "features", "candidates", "models"])
+)
 @click.option(
     "--scale",
     type=click.Choice(["tiny", "small", "medium", "full"]),

@@ -7,9 +7,11 @@ from datetime import date, timedelta
 import numpy as np
 import polars as pl
 import torch
+from scipy import sparse
 
 from hm_pipeline.candidates.base import CandidateSource, SourceContext
 from hm_pipeline.models.common import IdIndex
+from hm_pipeline.models.multvae import MultVAEConfig, top_k, train_multvae
 from hm_pipeline.models.neumf import NeuMFConfig, train_neumf
 from hm_pipeline.negatives import sample_negatives
 
@@ -118,4 +120,84 @@ class NeuMFSource(CandidateSource):
         return pl.concat(parts)
 
 
-LEARNED_SOURCES: list[type[CandidateSource]] = [NeuMFSource]
+class MultVAESource(CandidateSource):
+    """Mult-VAE over the customer x article matrix of the weeks before the cutoff (the most
+    bought articles; training customers subsampled at full scale), ranking by decoder logits."""
+
+    name = "multvae"
+
+    def __init__(
+        self,
+        k: int = 200,
+        window_days: int = 56,
+        max_items: int = 3000,
+        max_train_customers: int = 200_000,
+        config: MultVAEConfig | None = None,
+    ):
+        super().__init__(k)
+        self.window_days, self.max_items = window_days, max_items
+        self.max_train_customers = max_train_customers
+        self.config = config or MultVAEConfig()
+        self.model = None
+        self.losses: list[float] = []
+        self.users: IdIndex | None = None
+        self.items: IdIndex | None = None
+
+    def settings(self) -> dict:
+        """What the model was trained with, for the model store."""
+        return {
+            "window_days": self.window_days,
+            "max_items": self.max_items,
+            "max_train_customers": self.max_train_customers,
+            "multvae": self.config.to_dict(),
+            "losses": self.losses,
+        }
+
+    def score(self, history, customers, cutoff, ctx: SourceContext):
+        empty = pl.DataFrame(
+            schema={"customer_id": pl.Int32, "article_id": pl.Int32, "score": pl.Float32}
+        )
+        inter = (
+            history.filter(pl.col("t_dat") >= cutoff - timedelta(days=self.window_days))
+            .select("customer_id", "article_id")
+            .unique()
+            .collect()
+        )
+        top_items = (
+            inter.group_by("article_id")
+            .len()
+            .sort(["len", "article_id"], descending=[True, False])
+            .head(self.max_items)
+        )
+        inter = inter.join(top_items.select("article_id"), on="article_id", how="semi")
+        if inter.height == 0:
+            return empty
+        self.users = IdIndex.of(inter["customer_id"])
+        self.items = IdIndex.of(inter["article_id"])
+        u = self.users.lookup(inter["customer_id"].to_numpy())
+        i = self.items.lookup(inter["article_id"].to_numpy())
+        x = sparse.csr_matrix(
+            (np.ones(len(u), np.float32), (u, i)), shape=(len(self.users), len(self.items))
+        )
+        rng = np.random.default_rng(ctx.seed)
+        train_rows = np.arange(x.shape[0])
+        if len(train_rows) > self.max_train_customers:
+            train_rows = np.sort(rng.choice(train_rows, self.max_train_customers, replace=False))
+        self.model, self.losses = train_multvae(x[train_rows], self.config)
+        wanted = customers["customer_id"].to_numpy()
+        rows = self.users.lookup(wanted)
+        known = rows >= 0
+        if not known.any():
+            return empty
+        scores, items = top_k(self.model, x, rows[known], self.k)
+        kk = scores.shape[1]
+        return pl.DataFrame(
+            {
+                "customer_id": np.repeat(wanted[known], kk).astype(np.int32),
+                "article_id": self.items.ids[items.ravel()].astype(np.int32),
+                "score": scores.ravel(),
+            }
+        )
+
+
+LEARNED_SOURCES: list[type[CandidateSource]] = [NeuMFSource, MultVAESource]

@@ -35,10 +35,11 @@ class NeuMF(nn.Module):
 
     def __init__(self, n_users: int, n_items: int, cfg: NeuMFConfig):
         super().__init__()
-        self.user_gmf = nn.Embedding(n_users, cfg.gmf_dim)
-        self.item_gmf = nn.Embedding(n_items, cfg.gmf_dim)
-        self.user_mlp = nn.Embedding(n_users, cfg.mlp_dim)
-        self.item_mlp = nn.Embedding(n_items, cfg.mlp_dim)
+        # sparse gradients: a step touches only the batch's rows of the (large) tables
+        self.user_gmf = nn.Embedding(n_users, cfg.gmf_dim, sparse=True)
+        self.item_gmf = nn.Embedding(n_items, cfg.gmf_dim, sparse=True)
+        self.user_mlp = nn.Embedding(n_users, cfg.mlp_dim, sparse=True)
+        self.item_mlp = nn.Embedding(n_items, cfg.mlp_dim, sparse=True)
         layers: list[nn.Module] = []
         width = 2 * cfg.mlp_dim
         for out in cfg.mlp_layers:
@@ -79,7 +80,12 @@ def train_neumf(
     device = pick_device()
     gen = seeded_generator(cfg.seed)
     model = NeuMF(n_users, n_items, cfg).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    embeddings = [p for n, p in model.named_parameters() if n.startswith(("user_", "item_"))]
+    dense = [p for n, p in model.named_parameters() if not n.startswith(("user_", "item_"))]
+    opts = [
+        torch.optim.SparseAdam(embeddings, lr=cfg.lr),
+        torch.optim.Adam(dense, lr=cfg.lr, weight_decay=cfg.weight_decay),
+    ]
     loss_fn = nn.BCEWithLogitsLoss()
     u = torch.tensor(np.asarray(users), dtype=torch.long)
     i = torch.tensor(np.asarray(items), dtype=torch.long)
@@ -93,9 +99,11 @@ def train_neumf(
             idx = order[s : s + cfg.batch_size]
             logits = model(u[idx].to(device), i[idx].to(device))
             loss = loss_fn(logits, y[idx].to(device))
-            opt.zero_grad()
+            for opt in opts:
+                opt.zero_grad()
             loss.backward()
-            opt.step()
+            for opt in opts:
+                opt.step()
             total += loss.item() * len(idx)
         history.append(total / max(len(y), 1))
     return model.cpu().eval(), history
