@@ -116,3 +116,15 @@ def test_dagster_asset_materialize_cli_on_a_fresh_instance(
     assert feats.height > 0 and "t_price_3m" in feats.columns
     cands = pl.read_parquet(tmp_path / "lake" / "candidates_repurchase" / f"{WEEK}.parquet")
     assert cands["rank"].min() == 1
+
+
+def test_learned_sources_keep_their_weights_in_the_model_store(materialized) -> None:
+    import json
+
+    data, _ = materialized
+    for name in ("neumf", "multvae"):
+        folder = data / "models" / name / WEEK
+        assert (folder / "model.pt").stat().st_size > 1000
+        config = json.loads((folder / "config.json").read_text())
+        assert config["week"] == WEEK and config["source"] == name and config["losses"]
+    assert not list((data / "lake").rglob("*neumf*model*"))  # nothing pickled into the lake

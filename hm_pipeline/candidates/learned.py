@@ -30,7 +30,28 @@ def recent_pool(history: pl.LazyFrame, cutoff: date, days: int, size: int) -> np
     )
 
 
-class NeuMFSource(CandidateSource):
+SCORES_SCHEMA = {"customer_id": pl.Int32, "article_id": pl.Int32, "score": pl.Float32}
+
+
+class LearnedSource(CandidateSource):
+    """A source that trains a torch model per week. After `generate`, `model`, `losses` and the
+    id indices are set, and the candidate asset stores them with `settings()`."""
+
+    def __init__(self, k: int, config, **params):
+        super().__init__(k)
+        self.config = config
+        self.params = params
+        self.model = None
+        self.losses: list[float] = []
+        self.users: IdIndex | None = None
+        self.items: IdIndex | None = None
+
+    def settings(self) -> dict:
+        """What the model was trained with, for the model store."""
+        return {**self.params, "model": self.config.to_dict(), "losses": self.losses}
+
+
+class NeuMFSource(LearnedSource):
     """NeuMF trained on the weeks before the cutoff with sampled negatives (the strategy is a
     setting), scoring a pool of recently sold articles for every known customer."""
 
@@ -46,31 +67,20 @@ class NeuMFSource(CandidateSource):
         pool_size: int = 2000,
         config: NeuMFConfig | None = None,
     ):
-        super().__init__(k)
+        super().__init__(
+            k,
+            config or NeuMFConfig(),
+            strategy=strategy,
+            n_negatives=n_negatives,
+            window_days=window_days,
+            pool_days=pool_days,
+            pool_size=pool_size,
+        )
         self.strategy, self.n_negatives, self.window_days = strategy, n_negatives, window_days
         self.pool_days, self.pool_size = pool_days, pool_size
-        self.config = config or NeuMFConfig()
-        self.model = None
-        self.losses: list[float] = []
-        self.users: IdIndex | None = None
-        self.items: IdIndex | None = None
-
-    def settings(self) -> dict:
-        """What the model was trained with, for the model store."""
-        return {
-            "strategy": self.strategy,
-            "n_negatives": self.n_negatives,
-            "window_days": self.window_days,
-            "pool_days": self.pool_days,
-            "pool_size": self.pool_size,
-            "neumf": self.config.to_dict(),
-            "losses": self.losses,
-        }
 
     def score(self, history, customers, cutoff, ctx: SourceContext):
-        empty = pl.DataFrame(
-            schema={"customer_id": pl.Int32, "article_id": pl.Int32, "score": pl.Float32}
-        )
+        empty = pl.DataFrame(schema=SCORES_SCHEMA)
         pairs = sample_negatives(
             history,
             ctx.articles,
@@ -120,7 +130,7 @@ class NeuMFSource(CandidateSource):
         return pl.concat(parts)
 
 
-class MultVAESource(CandidateSource):
+class MultVAESource(LearnedSource):
     """Mult-VAE over the customer x article matrix of the weeks before the cutoff (the most
     bought articles; training customers subsampled at full scale), ranking by decoder logits."""
 
@@ -134,29 +144,18 @@ class MultVAESource(CandidateSource):
         max_train_customers: int = 200_000,
         config: MultVAEConfig | None = None,
     ):
-        super().__init__(k)
+        super().__init__(
+            k,
+            config or MultVAEConfig(),
+            window_days=window_days,
+            max_items=max_items,
+            max_train_customers=max_train_customers,
+        )
         self.window_days, self.max_items = window_days, max_items
         self.max_train_customers = max_train_customers
-        self.config = config or MultVAEConfig()
-        self.model = None
-        self.losses: list[float] = []
-        self.users: IdIndex | None = None
-        self.items: IdIndex | None = None
-
-    def settings(self) -> dict:
-        """What the model was trained with, for the model store."""
-        return {
-            "window_days": self.window_days,
-            "max_items": self.max_items,
-            "max_train_customers": self.max_train_customers,
-            "multvae": self.config.to_dict(),
-            "losses": self.losses,
-        }
 
     def score(self, history, customers, cutoff, ctx: SourceContext):
-        empty = pl.DataFrame(
-            schema={"customer_id": pl.Int32, "article_id": pl.Int32, "score": pl.Float32}
-        )
+        empty = pl.DataFrame(schema=SCORES_SCHEMA)
         inter = (
             history.filter(pl.col("t_dat") >= cutoff - timedelta(days=self.window_days))
             .select("customer_id", "article_id")
