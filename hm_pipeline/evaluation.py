@@ -179,3 +179,17 @@ def weekly_map_table(reports_dir) -> str:
         "MAP@12 by validation week (rows: methods; the oracle is the ceiling):\n\n"
         + markdown_table(table)
     )
+
+
+def weekly_methods(
+    candidates: dict[str, pl.DataFrame], oracle: pl.DataFrame | None = None
+) -> dict[str, pl.DataFrame]:
+    """Every ranking the weekly report compares: each source's candidates, the "repurchase,
+    then popular" blend, and the oracle when there is one."""
+    methods = dict(candidates)
+    methods["repurchase_then_popular"] = blend(
+        methods["repurchase"], methods["popularity_last_week"]
+    )
+    if oracle is not None:
+        methods["oracle"] = oracle
+    return methods

@@ -11,12 +11,9 @@ from datetime import date, timedelta
 
 import polars as pl
 
+from hm_pipeline.splits import history as history_before
+
 WINDOWS: dict[str, int | None] = {"3m": 91, "6m": 182, "1y": 364, "all": None}
-
-
-def before(history: pl.LazyFrame, cutoff: date) -> pl.LazyFrame:
-    """The rows strictly before `cutoff`: the only rows a feature for that week may use."""
-    return history.filter(pl.col("t_dat") < cutoff)
 
 
 def _in_window(cutoff: date, days: int | None) -> pl.Expr:
@@ -43,7 +40,7 @@ def customer_features(history: pl.LazyFrame, cutoff: date) -> pl.LazyFrame:
         (pl.lit(cutoff) - pl.col("t_dat").max()).dt.total_days().alias("days_since_last_purchase")
     )
     return (
-        before(history, cutoff)
+        history_before(history, cutoff)
         .group_by("customer_id")
         .agg(aggs)
         .with_columns(
@@ -57,7 +54,7 @@ def article_features(history: pl.LazyFrame, customers: pl.LazyFrame, cutoff: dat
     """Per article and window: u_customers, t_purchases, latest_price, discount (latest price
     against the window's highest), article_availability (days between first and last sale),
     median_age_buyers; plus sales in the last week, the week before, and the trend."""
-    hist = before(history, cutoff).join(
+    hist = history_before(history, cutoff).join(
         customers.select("customer_id", "age"), on="customer_id", how="left"
     )
     aggs = []

@@ -92,3 +92,18 @@ def test_weekly_map_table_reads_only_week_files(tmp_path) -> None:
     )
     md = weekly_map_table(tmp_path)
     assert "| m | 0.5000 | 0.5000 | 0.5000 |" in md and "9.9" not in md and "summary" not in md
+
+
+def test_weekly_methods_add_the_blend_and_the_oracle() -> None:
+    from hm_pipeline.evaluation import weekly_methods
+
+    sources = {"repurchase": _ranked({1: [10]}), "popularity_last_week": _ranked({1: [10, 11]})}
+    methods = weekly_methods(sources, oracle=_ranked({1: [12]}))
+    assert set(methods) == {
+        "repurchase",
+        "popularity_last_week",
+        "repurchase_then_popular",
+        "oracle",
+    }
+    assert methods["repurchase_then_popular"]["article_id"].to_list() == [10, 11]
+    assert "oracle" not in weekly_methods(sources)

@@ -37,15 +37,14 @@ def evaluation_report(
         )
         return pl.DataFrame(schema={c: pl.Float64 for c in evaluation.EVALUATION_COLUMNS})
     # **kwargs inputs carry no annotation, so the IO manager hands them over lazily
-    methods = {name.removeprefix("candidates_"): lf.collect() for name, lf in candidates.items()}
-    methods["repurchase_then_popular"] = evaluation.blend(
-        methods["repurchase"], methods["popularity_last_week"]
-    )
+    sources = {name.removeprefix("candidates_"): lf.collect() for name, lf in candidates.items()}
+    oracle = None
     if (Path(raw_files.raw_dir) / SYNTHETIC_DIR).exists():
         buyers = labels["customer_id"].unique().sort()
-        methods["oracle"] = evaluation.oracle_ranking(
+        oracle = evaluation.oracle_ranking(
             raw_files.raw_dir, transactions, customer_ids, week, buyers
         )
+    methods = evaluation.weekly_methods(sources, labels, oracle)
     table = evaluation.evaluation_table(methods, labels, articles.height)
     table.write_csv(reports.path(f"evaluation_{week}.csv"))
     for name, ranked in methods.items():
