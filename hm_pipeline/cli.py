@@ -278,32 +278,16 @@ def bench(what: str, scale: str, seed: int, workdir: Path | None, results: Path)
 )
 def oracle(raw_path: Path | None, week: str, sample: int, seed: int, output: Path | None) -> None:
     """The oracle's top 12 for a sample of the week's buyers, and its MAP@12 on their purchases."""
-    from datetime import timedelta
-
-    import polars as pl
-
     from hm_pipeline.metrics import hit_rate_at_k, map_at_k
-    from hm_pipeline.synth.oracle import oracle_top_k
-    from hm_pipeline.synth.report import scan_transactions
+    from hm_pipeline.synth.report import oracle_on_week
 
     start = _check_week(week)
-    raw_path = raw_path or raw_dir()
-    txn = scan_transactions(raw_path)
-    truth = (
-        txn.filter(pl.col("t_dat").is_between(start, start + timedelta(days=6)))
-        .select("customer_id", "article_id")
-        .collect()
-    )
-    buyers = truth["customer_id"].unique().sort()
-    if sample and sample < len(buyers):
-        buyers = buyers.sample(sample, seed=seed).sort()
     t0 = time.monotonic()
-    top = oracle_top_k(raw_path, txn, start, buyers)
-    took = time.monotonic() - t0
-    truth = truth.filter(pl.col("customer_id").is_in(buyers.implode()))
+    top, truth = oracle_on_week(raw_path or raw_dir(), start, sample, seed)
     click.echo(
-        f"oracle for {len(buyers):,} buyers of week {start}: MAP@12 {map_at_k(top, truth):.4f}, "
-        f"hit rate@12 {hit_rate_at_k(top, truth):.4f}, computed in {took:.1f}s"
+        f"oracle for {truth['customer_id'].n_unique():,} buyers of week {start}: "
+        f"MAP@12 {map_at_k(top, truth):.4f}, hit rate@12 {hit_rate_at_k(top, truth):.4f}, "
+        f"computed in {time.monotonic() - t0:.1f}s"
     )
     if output:
         top.write_parquet(output)

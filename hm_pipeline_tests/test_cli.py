@@ -53,3 +53,15 @@ def test_run_materializes_through_the_instance(data_dir: Path) -> None:
         runs = instance.get_runs()
         assert len(runs) == 1 and runs[0].tags["hm/week"] == "2020-09-16"
         assert instance.get_latest_materialization_event(dg.AssetKey("transactions")) is not None
+
+
+def test_oracle_command_scores_a_weeks_buyers(tiny_world: Path, tmp_path: Path) -> None:
+    out = tmp_path / "oracle.parquet"
+    args = ["oracle", "--raw", str(tiny_world), "--week", "2020-09-16", "--output", str(out)]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    assert "MAP@12" in res.output
+    import polars as pl
+
+    top = pl.read_parquet(out)
+    assert top.group_by("customer_id").len()["len"].eq(12).all()

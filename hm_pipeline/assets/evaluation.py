@@ -44,7 +44,7 @@ def evaluation_report(
         oracle = evaluation.oracle_ranking(
             raw_files.raw_dir, transactions, customer_ids, week, buyers
         )
-    methods = evaluation.weekly_methods(sources, labels, oracle)
+    methods = evaluation.weekly_methods(sources, oracle)
     table = evaluation.evaluation_table(methods, labels, articles.height)
     table.write_csv(reports.path(f"evaluation_{week}.csv"))
     for name, ranked in methods.items():

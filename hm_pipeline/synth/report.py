@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import polars as pl
@@ -53,18 +53,31 @@ def last_week_popularity_map(raw_dir: Path, k: int = 12) -> float:
     return map_at_k(preds, truth, k)
 
 
-def last_week_oracle_map(raw_dir: Path, sample: int = 20_000, seed: int = 0) -> float:
-    """MAP@12 of the oracle on (a sample of) the final week's buyers: the ceiling."""
+def oracle_on_week(
+    raw_dir: Path, week_start: date, sample: int = 20_000, seed: int = 0
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The oracle's top 12 for (a sample of) the buyers of the week, and their purchases in it:
+    (oracle ranking, truth). `sample` = 0 scores every buyer."""
     from hm_pipeline.synth.oracle import oracle_top_k
 
     txn = scan_transactions(raw_dir)
-    week_start = txn.select(pl.col("t_dat").max()).collect().item() - timedelta(days=6)
-    truth = txn.filter(pl.col("t_dat") >= week_start).select("customer_id", "article_id").collect()
+    truth = (
+        txn.filter(pl.col("t_dat").is_between(week_start, week_start + timedelta(days=6)))
+        .select("customer_id", "article_id")
+        .collect()
+    )
     buyers = truth["customer_id"].unique().sort()
-    if len(buyers) > sample:
+    if sample and len(buyers) > sample:
         buyers = buyers.sample(sample, seed=seed).sort()
     top = oracle_top_k(raw_dir, txn, week_start, buyers)
-    return map_at_k(top, truth.filter(pl.col("customer_id").is_in(buyers.implode())))
+    return top, truth.filter(pl.col("customer_id").is_in(buyers.implode()))
+
+
+def last_week_oracle_map(raw_dir: Path, sample: int = 20_000, seed: int = 0) -> float:
+    """MAP@12 of the oracle on (a sample of) the final week's buyers: the ceiling."""
+    last = scan_transactions(raw_dir).select(pl.col("t_dat").max()).collect().item()
+    top, truth = oracle_on_week(raw_dir, last - timedelta(days=6), sample, seed)
+    return map_at_k(top, truth)
 
 
 def world_figures(raw_dir: Path) -> dict[str, float]:
