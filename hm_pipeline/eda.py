@@ -175,3 +175,20 @@ def figures(
     ax.set_title("Days until the same customer buys the same article again")
     out["Repurchase gaps"] = plots.save(fig, out_dir / "repurchase.png")
     return out
+
+
+def write_report(
+    transactions: pl.LazyFrame, customers: pl.LazyFrame, articles: pl.LazyFrame, out_dir: Path
+) -> tuple[pl.DataFrame, str]:
+    """Draw the figures into `out_dir`, write `out_dir/summary.md` (images linked), and return
+    the summary table and a markdown report with the images inlined (for the Dagster UI)."""
+    from hm_pipeline.evaluation import markdown_table
+
+    table = summary(transactions, customers, articles)
+    best_worst = markdown_table(sellers(transactions, articles))
+    figs = figures(transactions, customers, articles, out_dir)
+    head = [markdown_table(table), "### Most and least sold articles", best_worst]
+    linked = [f"### {t}\n\n![{t}]({p.name})" for t, p in figs.items()]
+    inlined = [f"### {t}\n\n{plots.markdown_image(p, t)}" for t, p in figs.items()]
+    (out_dir / "summary.md").write_text("\n\n".join(head + linked) + "\n")
+    return table, "\n\n".join(head + inlined)

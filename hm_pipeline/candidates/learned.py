@@ -40,7 +40,9 @@ class LearnedSource(CandidateSource):
     def __init__(self, k: int, config, **params):
         super().__init__(k)
         self.config = config
-        self.params = params
+        self.params = params  # also attributes, so subclasses read self.window_days etc.
+        for name, value in params.items():
+            setattr(self, name, value)
         self.model = None
         self.losses: list[float] = []
         self.users: IdIndex | None = None
@@ -76,8 +78,6 @@ class NeuMFSource(LearnedSource):
             pool_days=pool_days,
             pool_size=pool_size,
         )
-        self.strategy, self.n_negatives, self.window_days = strategy, n_negatives, window_days
-        self.pool_days, self.pool_size = pool_days, pool_size
 
     def score(self, history, customers, cutoff, ctx: SourceContext):
         empty = pl.DataFrame(schema=SCORES_SCHEMA)
@@ -151,8 +151,6 @@ class MultVAESource(LearnedSource):
             max_items=max_items,
             max_train_customers=max_train_customers,
         )
-        self.window_days, self.max_items = window_days, max_items
-        self.max_train_customers = max_train_customers
 
     def score(self, history, customers, cutoff, ctx: SourceContext):
         empty = pl.DataFrame(schema=SCORES_SCHEMA)

@@ -32,6 +32,5 @@ REAL_FIGURES: dict[str, float] = {
     "share_pairs_single_date": 0.958,
     "share_online": 0.70,
     "share_identical_rows": 0.091,
-    "share_single_item_days": 965 / 2_952,
     "articles_with_image": 105_100,
 }
