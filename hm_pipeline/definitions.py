@@ -14,6 +14,8 @@ MODULES = [raw, weekly, candidates, evaluation, eda, training]
 all_assets = dg.load_assets_from_modules(MODULES)
 all_checks = dg.load_asset_checks_from_modules(MODULES)
 
+REPORTS = ("evaluation_summary", "eda_report", "negative_strategy_report")  # not weekly
+
 raw_job = dg.define_asset_job(
     "raw_tables",
     selection=dg.AssetSelection.groups(raw.GROUP),
@@ -22,14 +24,15 @@ raw_job = dg.define_asset_job(
 weekly_pipeline = dg.define_asset_job(
     "weekly_pipeline",
     selection=dg.AssetSelection.all()
-    - dg.AssetSelection.assets("evaluation_summary", "eda_report"),
+    - dg.AssetSelection.assets(*REPORTS),
     partitions_def=weekly_partitions,
     description="Everything the pipeline has for one week (used by `hm-pipeline run --week`).",
 )
 reports_job = dg.define_asset_job(
     "reports",
-    selection=dg.AssetSelection.assets("evaluation_summary", "eda_report"),
-    description="The EDA report and the evaluation summary across the weeks evaluated so far.",
+    selection=dg.AssetSelection.assets(*REPORTS),
+    description="The EDA report, the evaluation summary across the weeks evaluated so far and "
+    "NeuMF under each negative strategy.",
 )
 
 

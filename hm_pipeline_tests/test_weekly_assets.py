@@ -93,6 +93,27 @@ def test_summary_and_eda_render(materialized) -> None:
     assert (data / "reports" / "evaluation_summary.png").exists()
 
 
+def test_sampled_evaluation_beside_the_full_ranking(materialized) -> None:
+    data, _ = materialized
+    table = pl.read_csv(data / "reports" / f"sampled_evaluation_{WEEK}.csv")
+    assert set(table["method"]) == {"popularity_last_week", "neumf", "multvae", "twotower"}
+    buyers = pl.read_parquet(data / "lake" / "labels" / f"{WEEK}.parquet")["customer_id"].n_unique()
+    assert (table["n_customers"] == buyers).all()
+    for col in ["sampled_hr_at_10", "sampled_ndcg_at_10", "full_hr_at_10", "full_ndcg_at_10"]:
+        assert table[col].is_between(0, 1).all()
+
+
+def test_negative_strategy_report(materialized) -> None:
+    data, _ = materialized
+    md = (data / "reports" / f"negative_strategies_{WEEK}.md").read_text()
+    for strategy in ["loo_random", "loo_unpopular", "weekly_random", "neighbourhood"]:
+        assert f"| neumf_{strategy} |" in md
+    assert "Krichene" in md
+    table = pl.read_parquet(data / "lake" / "negative_strategy_report.parquet")
+    assert table.height == 5
+    assert table["n_customers"].n_unique() == 1  # the same customers for every strategy
+
+
 def test_dagster_asset_materialize_cli_on_a_fresh_instance(
     tiny_world: Path, tmp_path: Path
 ) -> None:

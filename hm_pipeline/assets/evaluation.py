@@ -5,10 +5,11 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from hm_pipeline import evaluation, plots
-from hm_pipeline.candidates import REGISTRY
+from hm_pipeline import evaluation, model_reports, plots, sampled, splits
+from hm_pipeline.candidates import REGISTRY, SourceContext
+from hm_pipeline.candidates.learned import LEARNED_SOURCES
 from hm_pipeline.partitions import CALENDAR, weekly_partitions
-from hm_pipeline.resources import RawFiles, Reports
+from hm_pipeline.resources import ModelStore, RawFiles, Reports
 from hm_pipeline.schema import SYNTHETIC_DIR
 from hm_pipeline.weeks import parse_week
 
@@ -82,3 +83,82 @@ def evaluation_summary(context: dg.AssetExecutionContext, reports: Reports) -> p
         }
     )
     return by_week
+
+
+LEARNED_INS = {
+    f"candidates_{name}": dg.AssetIn()
+    for name in ["popularity_last_week", *(cls.name for cls in LEARNED_SOURCES)]
+}
+
+
+@dg.asset(group_name=GROUP, partitions_def=weekly_partitions, ins=LEARNED_INS, pool="candidates")
+def sampled_evaluation(
+    context: dg.AssetExecutionContext,
+    reports: Reports,
+    model_store: ModelStore,
+    labels: pl.DataFrame,
+    articles: pl.DataFrame,
+    customers: pl.DataFrame,
+    transactions: pl.LazyFrame,
+    **candidates: pl.LazyFrame,
+) -> pl.DataFrame:
+    """The seed's protocol beside the full ranking: each buyer's held-out purchase ranked among
+    99 sampled negatives (HR@10, NDCG@10) and among the whole catalogue, for last-week
+    popularity and every learned source (restored from the model store, not retrained)."""
+    week = parse_week(context.partition_key)
+    if not CALENDAR.has_labels(week):
+        context.add_output_metadata({"note": f"{week} is the prediction week: no labels"})
+        return pl.DataFrame(schema={"method": pl.String})
+    ctx = SourceContext(articles=articles, customers=customers)
+    learned = {
+        cls.name: cls.restore(
+            model_store.folder(cls.name, context.partition_key), transactions, week, ctx
+        )
+        for cls in LEARNED_SOURCES
+    }
+    ranked = {name.removeprefix("candidates_"): lf.collect() for name, lf in candidates.items()}
+    table = model_reports.sampled_table(transactions, labels, articles, week, learned, ranked)
+    table.write_csv(reports.path(f"sampled_evaluation_{week}.csv"))
+    context.add_output_metadata(
+        {
+            "sampled_vs_full": dg.MetadataValue.md(
+                evaluation.markdown_table(table) + "\n\n" + sampled.WHY_THEY_DISAGREE
+            )
+        }
+    )
+    return table
+
+
+class StrategyReportConfig(dg.Config):
+    """The week NeuMF is trained for under each negative strategy (default: the last
+    validation week)."""
+
+    week: str = str(CALENDAR.validation_weeks[-1])
+
+
+@dg.asset(group_name=GROUP, pool="candidates")
+def negative_strategy_report(
+    context: dg.AssetExecutionContext,
+    config: StrategyReportConfig,
+    reports: Reports,
+    articles: pl.DataFrame,
+    customers: pl.DataFrame,
+    transactions: pl.LazyFrame,
+) -> pl.DataFrame:
+    """NeuMF trained with each of the four negative-sampling strategies on the same week and
+    evaluated on the same buyers (full ranking and sampled), beside last-week popularity."""
+    week = parse_week(config.week)
+    if not CALENDAR.has_labels(week):
+        raise dg.Failure(f"{week} has no labels: pick a validation week")
+    labels = splits.labels(transactions, week).collect()
+    ctx = SourceContext(articles=articles, customers=customers)
+    table = model_reports.negative_strategy_table(transactions, labels, ctx, week)
+    md = (
+        f"NeuMF by negative strategy, week {week}, {table['n_customers'][0]} buyers\n\n"
+        + evaluation.markdown_table(table)
+        + "\n\n"
+        + sampled.WHY_THEY_DISAGREE
+    )
+    reports.path(f"negative_strategies_{week}.md").write_text(md + "\n")
+    context.add_output_metadata({"report": dg.MetadataValue.md(md)})
+    return table

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date, timedelta
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -11,8 +13,21 @@ from scipy import sparse
 
 from hm_pipeline.candidates.base import CandidateSource, SourceContext
 from hm_pipeline.models.common import IdIndex
-from hm_pipeline.models.multvae import MultVAEConfig, top_k, train_multvae
-from hm_pipeline.models.neumf import NeuMFConfig, train_neumf
+from hm_pipeline.models.multvae import MultVAE, MultVAEConfig, top_k, train_multvae
+from hm_pipeline.models.neumf import NeuMF, NeuMFConfig, train_neumf
+from hm_pipeline.models.twotower import (
+    ArticleTable,
+    TwoTower,
+    TwoTowerConfig,
+    age_codes,
+    article_vectors,
+    customer_bags,
+    customer_vectors,
+    popularity_features,
+    retrieve,
+    train_twotower,
+    training_set,
+)
 from hm_pipeline.negatives import sample_negatives
 
 
@@ -34,8 +49,11 @@ SCORES_SCHEMA = {"customer_id": pl.Int32, "article_id": pl.Int32, "score": pl.Fl
 
 
 class LearnedSource(CandidateSource):
-    """A source that trains a torch model per week. After `generate`, `model`, `losses` and the
-    id indices are set, and the candidate asset stores them with `settings()`."""
+    """A source that trains a torch model per week. After `generate` (or `restore`), `model`,
+    `losses` and the id indices are set, the candidate asset stores them with `settings()`, and
+    `pair_scores` scores any (customer, article) pairs (the sampled evaluation needs it)."""
+
+    config_type: type
 
     def __init__(self, k: int, config, **params):
         super().__init__(k)
@@ -52,12 +70,46 @@ class LearnedSource(CandidateSource):
         """What the model was trained with, for the model store."""
         return {**self.params, "model": self.config.to_dict(), "losses": self.losses}
 
+    @classmethod
+    def restore(cls, folder: Path, history: pl.LazyFrame, cutoff: date, ctx: SourceContext):
+        """The source as trained for `cutoff`, from its model-store folder (state_dict, config,
+        ids) and the history before `cutoff` (for inputs that are data, not weights)."""
+        settings = json.loads((Path(folder) / "config.json").read_text())
+        raw = settings.pop("model")
+        config = cls.config_type(
+            **{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
+        )
+        params = {k: v for k, v in settings.items() if k not in ("source", "week", "losses")}
+        src = cls(config=config, **params)
+        ids = np.load(Path(folder) / "ids.npz")
+        src.users, src.items = IdIndex(ids["users"]), IdIndex(ids["items"])
+        src.losses = settings.get("losses", [])
+        src.model = src.build(history.filter(pl.col("t_dat") < cutoff), cutoff, ctx)
+        src.model.load_state_dict(torch.load(Path(folder) / "model.pt", weights_only=True))
+        src.model.eval()
+        return src
+
+    def build(self, history: pl.LazyFrame, cutoff: date, ctx: SourceContext) -> torch.nn.Module:
+        """An untrained model of the stored shape, with the data inputs `pair_scores` needs."""
+        raise NotImplementedError
+
+    def pair_scores(self, customers: np.ndarray, articles: np.ndarray) -> np.ndarray:
+        """Scores (n, m) of customers[r] for articles[r, :]; -inf where the model cannot score."""
+        raise NotImplementedError
+
+
+def _gather(full: torch.Tensor, cols: np.ndarray) -> np.ndarray:
+    """full[r, cols[r, j]] with -inf where cols < 0."""
+    out = torch.gather(full, 1, torch.as_tensor(np.maximum(cols, 0))).numpy().astype(np.float64)
+    return np.where(cols >= 0, out, -np.inf)
+
 
 class NeuMFSource(LearnedSource):
     """NeuMF trained on the weeks before the cutoff with sampled negatives (the strategy is a
     setting), scoring a pool of recently sold articles for every known customer."""
 
     name = "neumf"
+    config_type = NeuMFConfig
 
     def __init__(
         self,
@@ -78,6 +130,30 @@ class NeuMFSource(LearnedSource):
             pool_days=pool_days,
             pool_size=pool_size,
         )
+
+    def build(self, history, cutoff, ctx):
+        return NeuMF(len(self.users), len(self.items), self.config)
+
+    def pair_scores(self, customers, articles):
+        u = self.users.lookup(customers)
+        i = self.items.lookup(articles.ravel()).reshape(articles.shape)
+        uu = torch.as_tensor(np.repeat(np.maximum(u, 0), articles.shape[1]))
+        with torch.no_grad():
+            s = (
+                torch.cat(
+                    [
+                        self.model(
+                            uu[a : a + 65536],
+                            torch.as_tensor(np.maximum(i, 0).ravel()[a : a + 65536]),
+                        )
+                        for a in range(0, len(uu), 65536)
+                    ]
+                )
+                if len(uu)
+                else torch.zeros(0)
+            )
+        s = s.numpy().astype(np.float64).reshape(articles.shape)
+        return np.where((i >= 0) & (u[:, None] >= 0), s, -np.inf)
 
     def score(self, history, customers, cutoff, ctx: SourceContext):
         empty = pl.DataFrame(schema=SCORES_SCHEMA)
@@ -135,6 +211,7 @@ class MultVAESource(LearnedSource):
     bought articles; training customers subsampled at full scale), ranking by decoder logits."""
 
     name = "multvae"
+    config_type = MultVAEConfig
 
     def __init__(
         self,
@@ -151,9 +228,10 @@ class MultVAESource(LearnedSource):
             max_items=max_items,
             max_train_customers=max_train_customers,
         )
+        self._x: sparse.csr_matrix | None = None
 
-    def score(self, history, customers, cutoff, ctx: SourceContext):
-        empty = pl.DataFrame(schema=SCORES_SCHEMA)
+    def _matrix(self, history: pl.LazyFrame, cutoff: date) -> pl.DataFrame:
+        """Distinct (customer, article) pairs of the window, on its `max_items` best sellers."""
         inter = (
             history.filter(pl.col("t_dat") >= cutoff - timedelta(days=self.window_days))
             .select("customer_id", "article_id")
@@ -166,16 +244,38 @@ class MultVAESource(LearnedSource):
             .sort(["len", "article_id"], descending=[True, False])
             .head(self.max_items)
         )
-        inter = inter.join(top_items.select("article_id"), on="article_id", how="semi")
+        return inter.join(top_items.select("article_id"), on="article_id", how="semi")
+
+    def _set_x(self, inter: pl.DataFrame) -> None:
+        u = self.users.lookup(inter["customer_id"].to_numpy())
+        i = self.items.lookup(inter["article_id"].to_numpy())
+        self._x = sparse.csr_matrix(
+            (np.ones(len(u), np.float32), (u, i)), shape=(len(self.users), len(self.items))
+        )
+
+    def build(self, history, cutoff, ctx):
+        self._set_x(self._matrix(history, cutoff))
+        return MultVAE(len(self.items), self.config)
+
+    def pair_scores(self, customers, articles):
+        rows = self.users.lookup(customers)
+        cols = self.items.lookup(articles.ravel()).reshape(articles.shape)
+        with torch.no_grad():
+            logits, _, _ = self.model(
+                torch.from_numpy(np.asarray(self._x[np.maximum(rows, 0)].todense(), np.float32))
+            )
+        out = _gather(logits, cols)
+        return np.where(rows[:, None] >= 0, out, -np.inf)
+
+    def score(self, history, customers, cutoff, ctx: SourceContext):
+        empty = pl.DataFrame(schema=SCORES_SCHEMA)
+        inter = self._matrix(history, cutoff)
         if inter.height == 0:
             return empty
         self.users = IdIndex.of(inter["customer_id"])
         self.items = IdIndex.of(inter["article_id"])
-        u = self.users.lookup(inter["customer_id"].to_numpy())
-        i = self.items.lookup(inter["article_id"].to_numpy())
-        x = sparse.csr_matrix(
-            (np.ones(len(u), np.float32), (u, i)), shape=(len(self.users), len(self.items))
-        )
+        self._set_x(inter)
+        x = self._x
         rng = np.random.default_rng(ctx.seed)
         train_rows = np.arange(x.shape[0])
         if len(train_rows) > self.max_train_customers:
@@ -197,4 +297,60 @@ class MultVAESource(LearnedSource):
         )
 
 
-LEARNED_SOURCES: list[type[CandidateSource]] = [NeuMFSource, MultVAESource]
+class TwoTowerSource(LearnedSource):
+    """Two-tower retrieval (customer: recent purchases + age; article: id, attributes, recent
+    sales), sampled softmax over the weeks before the cutoff, dot-product top-k over the whole
+    catalogue for every requested customer (those without history get their age's vector)."""
+
+    name = "twotower"
+    config_type = TwoTowerConfig
+
+    def __init__(self, k: int = 200, config: TwoTowerConfig | None = None):
+        super().__init__(k, config or TwoTowerConfig())
+
+    def _inputs(self, history: pl.LazyFrame, cutoff: date, ctx: SourceContext) -> None:
+        self._table = ArticleTable.of(ctx.articles)
+        self._history, self._cutoff, self._customers = history, cutoff, ctx.customers
+        self._pop = popularity_features(history, self._table.index, cutoff)
+
+    def _customer_vectors(self, wanted: np.ndarray) -> torch.Tensor:
+        """Vectors of sorted, distinct customer ids from their state at the cutoff."""
+        bags = customer_bags(self._history, self._table.index, wanted, self._cutoff, self.config)
+        return customer_vectors(self.model, self._table, bags, age_codes(self._customers, wanted))
+
+    def build(self, history, cutoff, ctx):
+        self._inputs(history, cutoff, ctx)
+        return TwoTower(len(self._table.index), self._table.cardinalities, self.config)
+
+    def pair_scores(self, customers, articles):
+        uniq, inverse = np.unique(customers, return_inverse=True)
+        users = self._customer_vectors(uniq)[torch.as_tensor(inverse)]
+        items = article_vectors(self.model, self._table, self._pop)
+        cols = self._table.index.lookup(articles.ravel()).reshape(articles.shape)
+        return _gather(users @ items.T, cols)
+
+    def score(self, history, customers, cutoff, ctx: SourceContext):
+        empty = pl.DataFrame(schema=SCORES_SCHEMA)
+        self._inputs(history, cutoff, ctx)
+        table = self._table
+        data = training_set(history, ctx.customers, table, cutoff, self.config)
+        if len(data.item) == 0:
+            return empty
+        self.items = table.index
+        self.model, self.losses = train_twotower(data, table, self.config)
+        wanted = customers["customer_id"].to_numpy()
+        self.users = IdIndex(wanted)
+        scores, idx = retrieve(
+            self._customer_vectors(wanted), article_vectors(self.model, table, self._pop), self.k
+        )
+        kk = scores.shape[1]
+        return pl.DataFrame(
+            {
+                "customer_id": np.repeat(wanted, kk).astype(np.int32),
+                "article_id": table.index.ids[idx.ravel()].astype(np.int32),
+                "score": scores.ravel(),
+            }
+        )
+
+
+LEARNED_SOURCES: list[type[LearnedSource]] = [NeuMFSource, MultVAESource, TwoTowerSource]
