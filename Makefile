@@ -38,6 +38,7 @@ bench: install
 	$(BIN)/hm-pipeline bench features --scale full
 	$(BIN)/hm-pipeline bench candidates --scale full
 	$(BIN)/hm-pipeline bench models --scale full
+	$(BIN)/hm-pipeline bench twotower --scale full
 	$(BIN)/hm-pipeline synth --report $(HM_DATA_DIR)/bench-full/raw --output benchmarks/world-full.md
 
 clean:

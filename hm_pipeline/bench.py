@@ -18,6 +18,7 @@ TARGETS = {  # (seconds, GB) at full scale, from the issues
     "features": (2 * 60, 8.0),  # customer and article features of one week
     "candidates": (10 * 60, 12.0),  # every heuristic source for one week's buyers
     "models": (2 * 15 * 60, 12.0),  # NeuMF and Mult-VAE, each <= 15 min
+    "twotower": (15 * 60, 12.0),
 }
 BENCH_WEEK = "2020-09-16"
 SELECTIONS = {
@@ -36,6 +37,7 @@ SELECTIONS = {
         )
     ),
     "models": "customers_to_score,candidates_neumf,candidates_multvae",
+    "twotower": "customers_to_score,candidates_twotower",
 }
 
 

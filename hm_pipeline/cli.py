@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from hm_pipeline.bench import TARGETS
 from hm_pipeline.settings import CALENDAR_END, CALENDAR_START, data_dir, raw_dir
 
 
@@ -219,9 +220,7 @@ def dev(port: int) -> None:
 
 
 @main.command()
-@click.argument(
-    "what", type=click.Choice(["synth", "ingest", "oracle", "features", "candidates", "models"])
-)
+@click.argument("what", type=click.Choice(sorted(TARGETS)))
 @click.option(
     "--scale",
     type=click.Choice(["tiny", "small", "medium", "full"]),

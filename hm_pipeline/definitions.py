@@ -23,8 +23,7 @@ raw_job = dg.define_asset_job(
 )
 weekly_pipeline = dg.define_asset_job(
     "weekly_pipeline",
-    selection=dg.AssetSelection.all()
-    - dg.AssetSelection.assets(*REPORTS),
+    selection=dg.AssetSelection.all() - dg.AssetSelection.assets(*REPORTS),
     partitions_def=weekly_partitions,
     description="Everything the pipeline has for one week (used by `hm-pipeline run --week`).",
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +13,11 @@ import torch
 
 
 def pick_device() -> torch.device:
-    """CUDA when present, else the CPU."""
+    """$HM_DEVICE when set (e.g. "cpu" to keep a GPU free), else CUDA when present, else the
+    CPU."""
+    wanted = os.environ.get("HM_DEVICE")
+    if wanted:
+        return torch.device(wanted)
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
