@@ -123,11 +123,18 @@ def _check_week(week: str) -> date:
 @click.option(
     "--week",
     required=True,
-    help="A week named by its Wednesday (YYYY-MM-DD), or 'all' for every validation week and "
-    "the prediction week, followed by the reports.",
+    help="A week named by its Wednesday (YYYY-MM-DD), or 'all' for every week (warm-up, "
+    "validation, prediction), followed by the reports.",
 )
-def run(week: str) -> None:
-    """Materialize, through Dagster and recorded in the instance, every asset for a week."""
+@click.option(
+    "--refresh-catalogue",
+    is_flag=True,
+    help="Recompute the catalogue's embeddings even when they exist (the raw tables are "
+    "always re-read).",
+)
+def run(week: str, refresh_catalogue: bool) -> None:
+    """Materialize, through Dagster and recorded in the instance, the raw tables, the
+    catalogue's embeddings (once) and every asset of a week."""
     from hm_pipeline.partitions import CALENDAR
 
     weeks = [str(w) for w in CALENDAR.partition_weeks] if week == "all" else [week]
@@ -143,9 +150,30 @@ def run(week: str) -> None:
     click.echo(f"data: {data_dir()}  instance: {home}", err=True)
     defs = build_defs()
     ok = True
+    t_start = time.monotonic()
     with dg.DagsterInstance.get() as instance:
-        for w in weeks:
-            click.echo(f"week {w}:")
+        catalogue = defs.resolve_job_def("catalogue")
+        keys = catalogue.asset_layer.executable_asset_keys
+        have = [k for k in keys if instance.get_latest_materialization_event(k) is not None]
+        selection = (
+            None
+            if refresh_catalogue or len(have) < len(keys)
+            else [
+                k
+                for k in keys
+                if k.path[0] not in ("text_embeddings", "image_embeddings", "metadata_embeddings")
+            ]
+        )
+        click.echo("catalogue:" if selection is None else "raw tables (embeddings exist):")
+        result = catalogue.execute_in_process(
+            instance=instance, raise_on_error=False, asset_selection=selection
+        )
+        _summarize(result)
+        ok &= result.success
+        for i, w in enumerate(weeks if ok else []):
+            click.echo(
+                f"week {w} ({i + 1}/{len(weeks)}, {time.monotonic() - t_start:.0f}s so far):"
+            )
             result = defs.resolve_job_def("weekly_pipeline").execute_in_process(
                 instance=instance, partition_key=w, tags={"hm/week": w}, raise_on_error=False
             )
@@ -158,6 +186,7 @@ def run(week: str) -> None:
             )
             _summarize(result)
             ok &= result.success
+    click.echo(f"done in {time.monotonic() - t_start:.0f}s" if ok else "FAILED", err=not ok)
     if not ok:
         sys.exit(1)
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import dagster as dg
 
-from hm_pipeline.assets import candidates, eda, evaluation, raw, training, weekly
+from hm_pipeline.assets import candidates, eda, embeddings, evaluation, raw, training, weekly
 from hm_pipeline.io_manager import ParquetIOManager
 from hm_pipeline.partitions import weekly_partitions
 from hm_pipeline.resources import ModelStore, RawFiles, Reports
 from hm_pipeline.settings import data_dir, lake_dir, raw_dir, reports_dir
 
-MODULES = [raw, weekly, candidates, evaluation, eda, training]
+MODULES = [raw, weekly, embeddings, candidates, evaluation, eda, training]
 all_assets = dg.load_assets_from_modules(MODULES)
 all_checks = dg.load_asset_checks_from_modules(MODULES)
 
@@ -21,11 +21,26 @@ raw_job = dg.define_asset_job(
     selection=dg.AssetSelection.groups(raw.GROUP),
     description="Kaggle files -> typed tables",
 )
+WEEKLY = [
+    key
+    for a in all_assets
+    if isinstance(a, dg.AssetsDefinition) and a.partitions_def == weekly_partitions
+    for key in a.keys
+]
+catalogue_job = dg.define_asset_job(
+    "catalogue",
+    selection=dg.AssetSelection.all()
+    - dg.AssetSelection.assets(*WEEKLY)
+    - dg.AssetSelection.assets(*REPORTS),
+    description="Raw tables and the catalogue's embeddings (text, image, metadata): what every "
+    "week reads and nothing recomputes per week.",
+)
 weekly_pipeline = dg.define_asset_job(
     "weekly_pipeline",
-    selection=dg.AssetSelection.all() - dg.AssetSelection.assets(*REPORTS),
+    selection=dg.AssetSelection.assets(*WEEKLY),
     partitions_def=weekly_partitions,
-    description="Everything the pipeline has for one week (used by `hm-pipeline run --week`).",
+    description="Everything partitioned by week, for one week (`hm-pipeline run --week`); "
+    "reads the catalogue job's assets.",
 )
 reports_job = dg.define_asset_job(
     "reports",
@@ -51,7 +66,7 @@ def build_defs() -> dg.Definitions:
     return dg.Definitions(
         assets=all_assets,
         asset_checks=all_checks,
-        jobs=[raw_job, weekly_pipeline, reports_job],
+        jobs=[raw_job, catalogue_job, weekly_pipeline, reports_job],
         resources=resources(),
         executor=dg.multiprocess_executor.configured({"max_concurrent": 2}),
     )

@@ -76,7 +76,9 @@ class ParquetIOManager(dg.ConfigurableIOManager):
 
         if context.has_asset_partitions:
             keys = context.asset_partition_keys
-            if len(keys) == 1:
+            # AssetIn(metadata={"by_partition": True}): always {partition: frame}, even for one
+            by_partition = (context.definition_metadata or {}).get("by_partition", False)
+            if len(keys) == 1 and not by_partition:
                 return read(self.path_for(key, keys[0]))
             return {k: read(self.path_for(key, k)) for k in keys}
         return read(self.path_for(key))

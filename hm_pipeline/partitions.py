@@ -1,4 +1,5 @@
-"""Partitions: one per validation week plus the prediction week, named by their Wednesday."""
+"""Partitions: the warm-up weeks, the validation weeks and the prediction week, named by their
+Wednesday."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from hm_pipeline.weeks import Calendar
 CALENDAR = Calendar(last_day=CALENDAR_END)
 
 weekly_partitions = dg.WeeklyPartitionsDefinition(
-    start_date=CALENDAR.validation_weeks[0].isoformat(),
+    start_date=CALENDAR.partition_weeks[0].isoformat(),
     end_date=(CALENDAR.prediction_week + timedelta(days=7)).isoformat(),
     day_offset=3,  # Wednesday (Sunday = 0)
 )

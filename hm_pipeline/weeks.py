@@ -8,6 +8,8 @@ from datetime import date, timedelta
 
 WEDNESDAY = 2  # date.weekday()
 N_TEST_WEEKS = 6  # the seed's test set: the weeks starting 2020-08-12 .. 2020-09-16
+N_WARMUP_WEEKS = 2  # weeks before the test set with candidates, so the first test week's
+# ranker has training weeks (its candidates are built like any week's, from the past only)
 
 
 def week_of(d: date) -> date:
@@ -37,6 +39,7 @@ class Calendar:
 
     last_day: date  # the last day with transactions (2020-09-22 for the real data)
     n_test_weeks: int = N_TEST_WEEKS
+    n_warmup_weeks: int = N_WARMUP_WEEKS
 
     @property
     def prediction_week(self) -> date:
@@ -50,9 +53,16 @@ class Calendar:
         return [last_full - timedelta(days=7 * i) for i in reversed(range(self.n_test_weeks))]
 
     @property
+    def warmup_weeks(self) -> list[date]:
+        """Weeks before the validation weeks that only feed the rankers' training sets."""
+        first = self.validation_weeks[0]
+        return [first - timedelta(days=7 * i) for i in reversed(range(1, self.n_warmup_weeks + 1))]
+
+    @property
     def partition_weeks(self) -> list[date]:
-        """Every week an asset is partitioned by: validation weeks and the prediction week."""
-        return [*self.validation_weeks, self.prediction_week]
+        """Every week an asset is partitioned by: warm-up weeks, validation weeks and the
+        prediction week."""
+        return [*self.warmup_weeks, *self.validation_weeks, self.prediction_week]
 
     @property
     def development_end(self) -> date:

@@ -72,3 +72,32 @@ def run_dagster(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
         text=True,
         check=False,
     )
+
+
+@pytest.fixture(scope="session")
+def tiny_catalogue_embeddings(tiny_world: Path, tiny_tables: dict, tmp_path_factory) -> dict:
+    """The tiny world's text, image and metadata embeddings (real models, small settings)."""
+    from hm_pipeline.embeddings.image import ImageConfig, image_embeddings
+    from hm_pipeline.embeddings.metadata import metadata_embeddings
+    from hm_pipeline.embeddings.text import default_model_path, text_embeddings
+    from hm_pipeline.ingest import image_manifest
+
+    arts = tiny_tables["articles"]
+    manifest = image_manifest(arts["article_id"], tiny_world)
+    cache = tmp_path_factory.mktemp("text_cache")
+    return {
+        "text_embeddings": text_embeddings(arts, default_model_path(), cache)[0],
+        "image_embeddings": image_embeddings(
+            arts, manifest, tiny_world, ImageConfig(epochs=1, max_train_images=500)
+        )[0],
+        "metadata_embeddings": metadata_embeddings(arts),
+    }
+
+
+def embeddings_for(catalogue: dict, transactions, articles, week) -> dict:
+    """The catalogue embeddings plus the week's co-purchase embedding from `transactions`."""
+    from hm_pipeline.embeddings.copurchase import copurchase_embeddings
+
+    return catalogue | {
+        "copurchase_embeddings": copurchase_embeddings(transactions.lazy(), articles, week)
+    }

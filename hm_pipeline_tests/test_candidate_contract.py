@@ -8,16 +8,21 @@ import polars as pl
 import pytest
 
 from hm_pipeline.candidates import CANDIDATE_SCHEMA, REGISTRY, SourceContext
+from hm_pipeline_tests.conftest import embeddings_for
 
 CUTOFF = date(2020, 9, 2)
 K = 30
 
 
 @pytest.fixture(scope="module")
-def setup(tiny_tables: dict):
+def setup(tiny_tables: dict, tiny_catalogue_embeddings: dict):
     tx = tiny_tables["transactions"]
+    arts = tiny_tables["articles"]
     ctx = SourceContext(
-        articles=tiny_tables["articles"], customers=tiny_tables["customers"], seed=1
+        articles=arts,
+        customers=tiny_tables["customers"],
+        seed=1,
+        embeddings=embeddings_for(tiny_catalogue_embeddings, tx, arts, CUTOFF),
     )
     # the week's buyers plus some customers with no history at all
     buyers = tx.filter(pl.col("t_dat") >= CUTOFF)["customer_id"].unique()

@@ -14,6 +14,7 @@ from hm_pipeline.features import article_features, customer_features
 from hm_pipeline.ingest import Calendar, ingest_articles, ingest_customers, ingest_transactions
 from hm_pipeline.schema import TRANSACTIONS_FILE
 from hm_pipeline.settings import CALENDAR_END, CALENDAR_START
+from hm_pipeline_tests.conftest import embeddings_for
 
 WEEK = date(2020, 9, 2)
 
@@ -58,10 +59,18 @@ def test_features_ignore_the_week_and_later(full_and_truncated) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(REGISTRY))
-def test_candidates_ignore_the_week_and_later(full_and_truncated, name: str) -> None:
+def test_candidates_ignore_the_week_and_later(
+    full_and_truncated, tiny_catalogue_embeddings, name: str
+) -> None:
     (arts, cust, tx), (_, _, tx_cut) = full_and_truncated
-    ctx = SourceContext(articles=arts, customers=cust)
+    # co-purchase embeddings come from each history: leakage through them would show too
+    ctx = SourceContext(
+        arts, cust, embeddings=embeddings_for(tiny_catalogue_embeddings, tx, arts, WEEK)
+    )
+    ctx_cut = SourceContext(
+        arts, cust, embeddings=embeddings_for(tiny_catalogue_embeddings, tx_cut, arts, WEEK)
+    )
     buyers = tx.filter(pl.col("t_dat") >= WEEK)["customer_id"].unique().sort()
     full = REGISTRY[name](k=50).generate(tx.lazy(), buyers, WEEK, ctx)
-    cut = REGISTRY[name](k=50).generate(tx_cut.lazy(), buyers, WEEK, ctx)
+    cut = REGISTRY[name](k=50).generate(tx_cut.lazy(), buyers, WEEK, ctx_cut)
     assert full.height > 0 and full.equals(cut)

@@ -30,6 +30,11 @@ def materialized(tiny_world: Path, tmp_path_factory: pytest.TempPathFactory):
     defs = build_defs()
     instance = dg.DagsterInstance.ephemeral()
     results = {
+        "catalogue": defs.resolve_job_def("catalogue").execute_in_process(
+            instance=instance, raise_on_error=False
+        )
+    }
+    results |= {
         week: defs.resolve_job_def("weekly_pipeline").execute_in_process(
             partition_key=week, instance=instance, raise_on_error=False
         )

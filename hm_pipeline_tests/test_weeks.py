@@ -47,6 +47,9 @@ def test_training_weeks_are_before_the_week() -> None:
     ]
 
 
-def test_partitions_are_the_validation_weeks_and_the_prediction_week() -> None:
+def test_partitions_are_warmup_validation_and_prediction_weeks() -> None:
     cal = Calendar(last_day=date(2020, 9, 22))
     assert weekly_partitions.get_partition_keys() == [str(w) for w in cal.partition_weeks]
+    assert cal.warmup_weeks == [date(2020, 7, 29), date(2020, 8, 5)]
+    assert weekly_partitions.get_partition_keys()[0] == "2020-07-29"
+    assert weekly_partitions.get_partition_keys()[-1] == "2020-09-23"

@@ -27,6 +27,7 @@ def candidate_asset(source: type[CandidateSource]) -> dg.AssetsDefinition:
         partitions_def=weekly_partitions,
         description=(source.__doc__ or "").strip(),
         pool="candidates",
+        ins={name: dg.AssetIn() for name in source.embeddings},
     )
     def _candidates(
         context: dg.AssetExecutionContext,
@@ -36,8 +37,13 @@ def candidate_asset(source: type[CandidateSource]) -> dg.AssetsDefinition:
         articles: pl.DataFrame,
         customers: pl.DataFrame,
         customers_to_score: pl.DataFrame,
+        **embeddings: pl.LazyFrame,
     ) -> pl.DataFrame:
-        ctx = SourceContext(articles=articles, customers=customers)
+        ctx = SourceContext(
+            articles=articles,
+            customers=customers,
+            embeddings={name: lf.collect() for name, lf in embeddings.items()},
+        )
         week = parse_week(context.partition_key)
         src = source(k=config.k)
         out = src.generate(transactions, customers_to_score["customer_id"], week, ctx)

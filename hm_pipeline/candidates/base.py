@@ -10,7 +10,7 @@ pairs, and ranks by score (ties broken by article id, so outputs are determinist
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import ClassVar
 
@@ -31,12 +31,15 @@ class SourceContext:
     articles: pl.DataFrame  # at least article_id, product_code
     customers: pl.DataFrame  # at least customer_id, age
     seed: int = 0
+    # embedding tables by asset name (article_id, embedding, origin), for sources that use them
+    embeddings: dict[str, pl.DataFrame] = field(default_factory=dict)
 
 
 class CandidateSource(ABC):
     """Base class of every candidate source. Subclasses implement `score`."""
 
     name: ClassVar[str]
+    embeddings: ClassVar[tuple[str, ...]] = ()  # embedding assets the source reads from ctx
 
     def __init__(self, k: int = 200):
         self.k = k

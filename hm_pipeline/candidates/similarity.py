@@ -1,0 +1,173 @@
+"""Product-similarity sources: articles most similar to each customer's recent purchases
+under an article embedding (text, image, metadata, co-purchase), and one fusing them.
+
+A customer's recent purchases (the last `max_recent` distinct articles of the last `days`)
+weigh 2^(-age / half_life). Targets are the articles sold in the last `pool_days` (what is on
+sale). Each purchased article's `neighbours` most similar targets come from a chunked matmul +
+top-k; a target's score is the weighted sum of its similarities to the customer's purchases.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import numpy as np
+import polars as pl
+import torch
+
+from hm_pipeline.candidates.base import CandidateSource, SourceContext
+from hm_pipeline.embeddings.common import matrix
+
+
+def recent_purchases(history: pl.LazyFrame, cutoff, days: int, max_recent: int, half_life: float):
+    """customer_id, article_id, weight of each customer's last distinct purchases."""
+    return (
+        history.filter(pl.col("t_dat") >= cutoff - timedelta(days=days))
+        .group_by("customer_id", "article_id")
+        .agg(pl.col("t_dat").max())
+        .sort(["customer_id", "t_dat", "article_id"], descending=[False, True, False])
+        .with_columns(pl.int_range(pl.len()).over("customer_id").alias("_n"))
+        .filter(pl.col("_n") < max_recent)
+        .select(
+            "customer_id",
+            "article_id",
+            (2.0 ** (-(pl.lit(cutoff) - pl.col("t_dat")).dt.total_days() / half_life)).alias(
+                "weight"
+            ),
+        )
+    )
+
+
+def nearest(
+    table: pl.DataFrame, sources: np.ndarray, targets: np.ndarray, k: int, chunk: int = 4096
+) -> pl.DataFrame:
+    """source, article_id, sim: the k targets most similar (cosine) to each source article."""
+    ids, x = matrix(table)
+    pos = lambda a: np.clip(np.searchsorted(ids, a), 0, len(ids) - 1)  # noqa: E731
+    sources = sources[ids[pos(sources)] == sources]
+    targets = targets[ids[pos(targets)] == targets]
+    if len(sources) == 0 or len(targets) == 0:
+        return pl.DataFrame(schema={"source": pl.Int32, "article_id": pl.Int32, "sim": pl.Float32})
+    xt = torch.from_numpy(x[pos(targets)])
+    k = min(k, len(targets))
+    parts = []
+    for s in range(0, len(sources), chunk):
+        src = sources[s : s + chunk]
+        top = torch.topk(torch.from_numpy(x[pos(src)]) @ xt.T, k, dim=1)
+        parts.append(
+            pl.DataFrame(
+                {
+                    "source": np.repeat(src, k).astype(np.int32),
+                    "article_id": targets[top.indices.numpy().ravel()].astype(np.int32),
+                    "sim": top.values.numpy().ravel(),
+                }
+            )
+        )
+    return pl.concat(parts)
+
+
+class EmbeddingSimilarity(CandidateSource):
+    """Base: similarity to recent purchases under the embeddings in `embeddings` (summed, each
+    scaled to its customer's best score when there are several)."""
+
+    def __init__(
+        self,
+        k: int = 200,
+        days: int = 90,
+        max_recent: int = 20,
+        half_life_days: float = 14.0,
+        pool_days: int = 28,
+        neighbours: int = 50,
+    ):
+        super().__init__(k)
+        self.days, self.max_recent, self.half_life = days, max_recent, half_life_days
+        self.pool_days, self.neighbours = pool_days, neighbours
+
+    def score(self, history, customers, cutoff, ctx: SourceContext):
+        missing = [e for e in self.embeddings if e not in ctx.embeddings]
+        if missing:
+            raise ValueError(f"source {self.name} needs the embeddings {missing}")
+        recent = (
+            recent_purchases(history, cutoff, self.days, self.max_recent, self.half_life)
+            .join(customers.lazy(), on="customer_id", how="semi")
+            .collect()
+        )
+        pool = (
+            history.filter(pl.col("t_dat") >= cutoff - timedelta(days=self.pool_days))
+            .select("article_id")
+            .unique()
+            .collect()["article_id"]
+            .sort()
+            .to_numpy()
+        )
+        sources = recent["article_id"].unique().sort().to_numpy()
+        per_embedding = []
+        for name in self.embeddings:
+            nn = nearest(ctx.embeddings[name], sources, pool, self.neighbours)
+            s = (
+                recent.lazy()
+                .join(nn.lazy(), left_on="article_id", right_on="source", suffix="_t")
+                .group_by("customer_id", "article_id_t")
+                .agg((pl.col("weight") * pl.col("sim")).sum().alias("score"))
+                .rename({"article_id_t": "article_id"})
+            )
+            if len(self.embeddings) > 1:
+                s = s.with_columns(
+                    pl.col("score") / pl.col("score").abs().max().over("customer_id")
+                )
+            per_embedding.append(s)
+        return (
+            pl.concat(per_embedding)
+            .group_by("customer_id", "article_id")
+            .agg(pl.col("score").sum())
+            .collect()
+        )
+
+
+class TextSimilarity(EmbeddingSimilarity):
+    """Articles whose descriptions read like the customer's recent purchases (MiniLM)."""
+
+    name = "similar_text"
+    embeddings = ("text_embeddings",)
+
+
+class ImageSimilarity(EmbeddingSimilarity):
+    """Articles that look like the customer's recent purchases (image backbone)."""
+
+    name = "similar_image"
+    embeddings = ("image_embeddings",)
+
+
+class MetadataSimilarity(EmbeddingSimilarity):
+    """Articles sharing the attributes of the customer's recent purchases."""
+
+    name = "similar_metadata"
+    embeddings = ("metadata_embeddings",)
+
+
+class CopurchaseSimilarity(EmbeddingSimilarity):
+    """Articles bought with the customer's recent purchases (co-purchase embedding of W)."""
+
+    name = "similar_copurchase"
+    embeddings = ("copurchase_embeddings",)
+
+
+class FusedSimilarity(EmbeddingSimilarity):
+    """All four embeddings: each one's scores scaled to the customer's best, then summed."""
+
+    name = "similar_fused"
+    embeddings = (
+        "text_embeddings",
+        "image_embeddings",
+        "metadata_embeddings",
+        "copurchase_embeddings",
+    )
+
+
+SIMILARITY_SOURCES: list[type[CandidateSource]] = [
+    TextSimilarity,
+    ImageSimilarity,
+    MetadataSimilarity,
+    CopurchaseSimilarity,
+    FusedSimilarity,
+]
