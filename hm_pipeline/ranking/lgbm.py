@@ -1,0 +1,123 @@
+"""LightGBM lambdarank over the feature table, grouped by (week, customer)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import lightgbm as lgb
+import numpy as np
+import polars as pl
+
+from hm_pipeline.ranking.features import feature_columns
+from hm_pipeline.ranking.training import group_sizes
+
+MAX_QUERY_ROWS = 10_000  # LightGBM's limit on the rows of one query in lambdarank
+
+
+@dataclass(frozen=True)
+class LGBMConfig:
+    """Booster parameters; early stopping on the validation week, then a refit on every
+    training week with the best number of rounds."""
+
+    num_boost_round: int = 500
+    learning_rate: float = 0.05
+    num_leaves: int = 31
+    min_data_in_leaf: int = 50
+    feature_fraction: float = 0.8
+    lambdarank_truncation_level: int = 20
+    early_stopping_rounds: int = 40
+    refit_on_all_weeks: bool = True
+    num_threads: int = 2
+    seed: int = 0
+
+    def to_dict(self) -> dict:
+        """A JSON-friendly dict."""
+        return asdict(self)
+
+
+def _params(cfg: LGBMConfig) -> dict:
+    return {
+        "objective": "lambdarank",
+        "metric": "map",
+        "eval_at": [12],
+        "learning_rate": cfg.learning_rate,
+        "num_leaves": cfg.num_leaves,
+        "min_data_in_leaf": cfg.min_data_in_leaf,
+        "feature_fraction": cfg.feature_fraction,
+        "lambdarank_truncation_level": cfg.lambdarank_truncation_level,
+        "num_threads": cfg.num_threads,
+        "seed": cfg.seed,
+        "deterministic": True,
+        "force_col_wise": True,
+        "verbosity": -1,
+    }
+
+
+def _dataset(frame: pl.DataFrame, dense: list[str], cats: list[str], reference=None):
+    frame = frame.sort("week", "customer_id", "article_id")
+    sizes = group_sizes(frame)
+    if sizes.max(initial=0) > MAX_QUERY_ROWS:
+        raise ValueError(
+            f"a customer has {sizes.max()} candidates; LightGBM allows {MAX_QUERY_ROWS} per query"
+        )
+    x = frame.select([*dense, *cats]).to_numpy().astype(np.float32)
+    return lgb.Dataset(
+        x,
+        label=frame["label"].to_numpy(),
+        group=sizes,
+        feature_name=[*dense, *cats],
+        categorical_feature=cats,
+        reference=reference,
+        free_raw_data=True,
+    )
+
+
+def train_lgbm(
+    train: pl.DataFrame, valid: pl.DataFrame | None, cfg: LGBMConfig
+) -> tuple[lgb.Booster, dict]:
+    """The booster and what happened (rounds, validation MAP@12 by round, importance)."""
+    dense, cats = feature_columns(train.drop("week"))
+    params = _params(cfg)
+    dtrain = _dataset(train, dense, cats)
+    info: dict = {"features": len(dense) + len(cats), "train_rows": train.height}
+    if valid is not None and valid.height:
+        dvalid = _dataset(valid, dense, cats, reference=dtrain)
+        record: dict = {}
+        booster = lgb.train(
+            params,
+            dtrain,
+            num_boost_round=cfg.num_boost_round,
+            valid_sets=[dvalid],
+            valid_names=["valid"],
+            callbacks=[
+                lgb.early_stopping(cfg.early_stopping_rounds, verbose=False),
+                lgb.record_evaluation(record),
+            ],
+        )
+        best = booster.best_iteration or cfg.num_boost_round
+        info |= {
+            "best_iteration": best,
+            "valid_map_at_12_candidates": float(record["valid"]["map@12"][best - 1]),
+            "valid_rows": valid.height,
+        }
+        if cfg.refit_on_all_weeks:
+            both = pl.concat([train, valid], how="diagonal_relaxed")
+            booster = lgb.train(params, _dataset(both, dense, cats), num_boost_round=best)
+            info["refit_rows"] = both.height
+    else:
+        booster = lgb.train(params, dtrain, num_boost_round=min(cfg.num_boost_round, 200))
+        info["best_iteration"] = booster.current_iteration()
+    info["importance_gain"] = dict(
+        zip(booster.feature_name(), booster.feature_importance("gain").tolist(), strict=True)
+    )
+    return booster, info
+
+
+def predict(booster: lgb.Booster, frame: pl.DataFrame, chunk: int = 2_000_000) -> np.ndarray:
+    """Scores of every row, in chunks of rows."""
+    names = booster.feature_name()
+    out = [
+        booster.predict(frame[s : s + chunk].select(names).to_numpy().astype(np.float32))
+        for s in range(0, frame.height, chunk)
+    ]
+    return np.concatenate(out) if out else np.zeros(0)

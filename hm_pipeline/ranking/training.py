@@ -1,0 +1,81 @@
+"""Training sets for the rankers: the feature tables of the weeks before W, labelled with
+those weeks' purchases; customers without a positive candidate dropped; at most
+`max_negatives` negatives per customer (seeded)."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+from hm_pipeline.ranking.features import KEYS
+
+
+def label(features: pl.DataFrame, labels: pl.DataFrame) -> pl.DataFrame:
+    """features with label = 1 where the customer bought the article in the week."""
+    bought = labels.select(KEYS).unique().with_columns(pl.lit(1, pl.Int8).alias("label"))
+    return features.join(bought, on=KEYS, how="left").with_columns(pl.col("label").fill_null(0))
+
+
+def sample_training(labelled: pl.DataFrame, max_negatives: int, seed: int = 0) -> pl.DataFrame:
+    """Customers with at least one positive, all their positives and at most `max_negatives`
+    negatives each (drawn by a seeded hash, so the same seed gives the same rows)."""
+    with_pos = labelled.filter(pl.col("label").max().over("customer_id") == 1)
+    keyed = with_pos.with_columns(pl.struct(KEYS).hash(seed).alias("_h")).with_columns(
+        pl.col("_h").rank("ordinal").over("customer_id", "label").alias("_r")
+    )
+    return (
+        keyed.filter((pl.col("label") == 1) | (pl.col("_r") <= max_negatives))
+        .drop("_h", "_r")
+        .sort(KEYS)
+    )
+
+
+def assemble(
+    features: dict[str, pl.DataFrame],
+    labels: dict[str, pl.DataFrame],
+    week: str,
+    n_weeks: int,
+    max_negatives: int,
+    seed: int = 0,
+) -> tuple[pl.DataFrame, pl.DataFrame | None]:
+    """(train, valid) from the training weeks before `week` (the most recent one is the
+    validation week for early stopping when there are two or more). Each row keeps its week
+    in column `week`; groups are (week, customer)."""
+    earlier = sorted(w for w in features if w < week and w in labels)[-n_weeks:]
+    sets = {
+        w: sample_training(label(features[w], labels[w]), max_negatives, seed).with_columns(
+            pl.lit(w).alias("week")
+        )
+        for w in earlier
+    }
+    if not sets:
+        return pl.DataFrame(), None
+    if len(earlier) == 1:
+        return sets[earlier[0]], None
+    train = pl.concat([sets[w] for w in earlier[:-1]], how="diagonal_relaxed")
+    return train, sets[earlier[-1]]
+
+
+def group_sizes(frame: pl.DataFrame) -> np.ndarray:
+    """Rows per (week, customer) group, in the frame's order (which must be sorted by it)."""
+    return (
+        frame.select("week", "customer_id")
+        .with_columns(pl.struct("week", "customer_id").rle_id().alias("_g"))
+        .group_by("_g", maintain_order=True)
+        .len()["len"]
+        .to_numpy()
+    )
+
+
+def ranked(frame: pl.DataFrame, scores: np.ndarray, k: int) -> pl.DataFrame:
+    """customer_id, article_id, score, rank: the top k of each customer by score."""
+    return (
+        frame.select(KEYS)
+        .with_columns(pl.Series("score", scores.astype(np.float32)).round(6))
+        .sort(["customer_id", "score", "article_id"], descending=[False, True, False])
+        .with_columns(
+            pl.int_range(1, pl.len() + 1, dtype=pl.Int32).over("customer_id").alias("rank")
+        )
+        .filter(pl.col("rank") <= k)
+        .with_columns(pl.col("customer_id", "article_id").cast(pl.Int32))
+    )

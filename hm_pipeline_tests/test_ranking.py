@@ -1,0 +1,182 @@
+"""The second stage: the union, the feature table (no leakage), training sets, and both
+rankers learning a signal planted in the features."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import numpy as np
+import polars as pl
+import pytest
+
+from hm_pipeline.candidates import REGISTRY, SourceContext
+from hm_pipeline.features import article_features, customer_features
+from hm_pipeline.metrics import map_at_k
+from hm_pipeline.ranking import dlrm, lgbm, training
+from hm_pipeline.ranking.features import (
+    CATEGORICALS,
+    FeatureInputs,
+    build_features,
+    feature_columns,
+)
+from hm_pipeline.ranking.union import candidate_union, source_names, union_recall
+from hm_pipeline_tests.conftest import embeddings_for
+
+WEEK = date(2020, 9, 16)
+
+
+def _cands(rows):
+    return pl.DataFrame(rows, schema=["customer_id", "article_id", "score", "rank"], orient="row")
+
+
+def test_union_keeps_every_source_score_and_rank() -> None:
+    a = _cands([(1, 10, 0.9, 1), (1, 11, 0.5, 2), (1, 12, 0.1, 3)])
+    b = _cands([(1, 11, 7.0, 1), (2, 10, 3.0, 1)])
+    u = candidate_union({"a": a, "b": b}, per_source=2).collect()
+    assert source_names(u) == ["a", "b"]
+    assert u.select("customer_id", "article_id").rows() == [(1, 10), (1, 11), (2, 10)]
+    row = u.filter((pl.col("customer_id") == 1) & (pl.col("article_id") == 11)).row(0, named=True)
+    assert (row["a_rank"], row["b_rank"], row["n_sources"], row["best_rank"]) == (2, 1, 2, 1)
+    assert u.filter(pl.col("customer_id") == 2)["a_score"].is_null().all()
+    labels = pl.DataFrame({"customer_id": [1, 1, 2], "article_id": [11, 12, 99]})
+    assert union_recall(u, labels)["recall"] == pytest.approx(1 / 3)
+
+
+def test_training_sample_keeps_positives_and_caps_negatives() -> None:
+    feats = pl.DataFrame(
+        {"customer_id": [1] * 50 + [2] * 5, "article_id": list(range(50)) + list(range(5))}
+    ).with_columns(pl.lit(1.0).alias("f"))
+    labels = pl.DataFrame({"customer_id": [1, 1], "article_id": [3, 7]})
+    out = training.sample_training(training.label(feats, labels), max_negatives=10, seed=3)
+    assert set(out["customer_id"]) == {1}  # customer 2 has no positive
+    assert out["label"].sum() == 2 and out.height == 12
+    again = training.sample_training(training.label(feats, labels), max_negatives=10, seed=3)
+    assert out.equals(again)
+
+
+@pytest.fixture(scope="module")
+def week_features(tiny_tables, tiny_catalogue_embeddings):
+    """The tiny world's union and features for WEEK from two sources, from the full data and
+    from the data truncated at WEEK."""
+    arts, cust, tx = tiny_tables["articles"], tiny_tables["customers"], tiny_tables["transactions"]
+
+    def build(txs: pl.DataFrame) -> pl.DataFrame:
+        emb = embeddings_for(tiny_catalogue_embeddings, txs, arts, WEEK)
+        ctx = SourceContext(arts, cust, embeddings=emb)
+        buyers = tx.filter(pl.col("t_dat") >= WEEK)["customer_id"].unique().sort()
+        srcs = {
+            n: REGISTRY[n](k=30).generate(txs.lazy(), buyers, WEEK, ctx)
+            for n in ("popularity_last_week", "repurchase", "similar_text")
+        }
+        inp = FeatureInputs(
+            WEEK,
+            txs.lazy(),
+            arts,
+            cust,
+            customer_features(txs.lazy(), WEEK),
+            article_features(txs.lazy(), cust.lazy(), WEEK),
+            {k: v for k, v in emb.items() if k != "image_embeddings"},
+        )
+        return build_features(candidate_union(srcs, 20), inp, chunk=97)
+
+    return build(tx), build(tx.filter(pl.col("t_dat") < WEEK))
+
+
+def test_features_see_nothing_of_the_week(week_features) -> None:
+    full, truncated = week_features
+    assert full.height > 0
+    assert full.equals(truncated)
+
+
+def test_feature_table_columns(week_features) -> None:
+    full, _ = week_features
+    dense, cats = feature_columns(full)
+    assert set(cats) <= set(CATEGORICALS) and len(cats) >= 10
+    for col in [
+        "repurchase_rank",
+        "ca_article_count",
+        "ca_code_days_since",
+        "x_age_diff",
+        "x_price_ratio",
+        "x_channel_match",
+        "sim_text",
+        "sim_copurchase",
+        "c_t_transactions_3m",
+        "a_u_customers_1y",
+    ]:
+        assert col in dense, col
+    # a repurchase candidate was bought by the customer before
+    rep = full.filter(pl.col("repurchase_rank").is_not_null())
+    assert (rep["ca_article_count"] >= 1).all()
+    assert not full.select("customer_id", "article_id").is_duplicated().any()
+
+
+def _planted(n_customers: int, seed: int, week: str) -> pl.DataFrame:
+    """40 candidates per customer; the bought ones have a high 'signal' feature (noisy) and a
+    categorical that matters."""
+    rng = np.random.default_rng(seed)
+    n = n_customers * 40
+    label = (rng.random(n) < 0.08).astype(np.int8)
+    cat = rng.integers(1, 6, n)
+    label = np.where(cat == 5, np.maximum(label, (rng.random(n) < 0.3)), label).astype(np.int8)
+    return pl.DataFrame(
+        {
+            "customer_id": np.repeat(np.arange(n_customers), 40).astype(np.int32),
+            "article_id": np.tile(np.arange(40), n_customers).astype(np.int32),
+            "signal": label * 1.0 + rng.normal(0, 0.7, n),
+            "noise": rng.normal(0, 1, n),
+            "maybe": np.where(rng.random(n) < 0.3, np.nan, rng.normal(0, 1, n)),
+            "cat_colour_group_code": cat.astype(np.int32),
+            "label": label,
+            "week": week,
+        }
+    ).with_columns(pl.col("maybe").fill_nan(None))
+
+
+def _map(frame: pl.DataFrame, scores: np.ndarray) -> float:
+    top = training.ranked(frame, scores, 12)
+    return map_at_k(top, frame.filter(pl.col("label") == 1).select("customer_id", "article_id"), 12)
+
+
+def test_lightgbm_learns_the_planted_signal() -> None:
+    train, valid, test = (_planted(300, s, w) for s, w in [(0, "a"), (1, "b"), (2, "c")])
+    booster, info = lgbm.train_lgbm(train, valid, lgbm.LGBMConfig(num_boost_round=100))
+    assert info["best_iteration"] >= 1
+    learned = _map(test, lgbm.predict(booster, test))
+    random = _map(test, np.random.default_rng(0).random(test.height))
+    assert learned > 2 * random
+    gain = info["importance_gain"]
+    assert gain["signal"] > gain["noise"]
+
+
+def test_lightgbm_refuses_queries_over_its_limit() -> None:
+    big = _planted(1, 0, "a").sample(40).pipe(lambda f: pl.concat([f] * 251))
+    with pytest.raises(ValueError, match="10000 per query"):
+        lgbm.train_lgbm(big, None, lgbm.LGBMConfig(num_boost_round=2))
+
+
+def test_dlrm_learns_the_planted_signal_and_is_seeded() -> None:
+    train, valid, test = (_planted(300, s, w) for s, w in [(0, "a"), (1, "b"), (2, "c")])
+    cfg = dlrm.DLRMConfig(epochs=4, batch_size=512)
+    model, prep, info = dlrm.train_dlrm(train, valid, cfg)
+    learned = _map(test, dlrm.predict(model, prep, test))
+    random = _map(test, np.random.default_rng(0).random(test.height))
+    assert learned > 2 * random
+    assert 1 <= info["best_epoch"] <= 4
+    model2, _, info2 = dlrm.train_dlrm(train, valid, cfg)
+    assert info["losses"] == info2["losses"]
+    # unseen categorical values and nulls map to index 0, not a crash
+    odd = test.with_columns(pl.lit(99, pl.Int32).alias("cat_colour_group_code"))
+    assert np.isfinite(dlrm.predict(model, prep, odd)).all()
+
+
+def test_assemble_uses_only_earlier_weeks() -> None:
+    feats = {w: _planted(20, i, w).drop("label", "week") for i, w in enumerate(["w1", "w2", "w3"])}
+    labels = {
+        w: _planted(20, i, w).filter(pl.col("label") == 1).select("customer_id", "article_id")
+        for i, w in enumerate(["w1", "w2", "w3"])
+    }
+    train, valid = training.assemble(feats, labels, "w3", 2, 30)
+    assert set(train["week"]) == {"w1"} and set(valid["week"]) == {"w2"}
+    train, valid = training.assemble(feats, labels, "w2", 2, 30)
+    assert set(train["week"]) == {"w1"} and valid is None
