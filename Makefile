@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export HM_DATA_DIR ?= $(CURDIR)/data
 
-.PHONY: install demo test lint format dev bench clean
+.PHONY: install demo results test lint format dev bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,10 +14,20 @@ $(BIN)/.installed: pyproject.toml
 
 install: $(BIN)/.installed
 
+# the small world, the last validation week (with the two weeks its rankers learn from) and
+# the prediction week: final recommendations, submission.csv, data/hm.duckdb
 demo: install
 	$(BIN)/hm-pipeline synth --scale small --seed 42
-	$(BIN)/hm-pipeline run --week all
+	$(BIN)/hm-pipeline run --week 2020-09-16
+	$(BIN)/hm-pipeline run --week 2020-09-23
 	$(BIN)/hm-pipeline evaluation-table
+	$(BIN)/hm-pipeline recommend 1
+
+# every week (warm-up, six validation weeks, prediction), the reports, and the README's table
+results: install
+	$(BIN)/hm-pipeline synth --scale small --seed 42
+	$(BIN)/hm-pipeline run --week all
+	$(BIN)/hm-pipeline evaluation-table --output benchmarks/evaluation-small.md
 
 test: install
 	$(BIN)/pytest -q

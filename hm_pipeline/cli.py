@@ -145,7 +145,7 @@ def run(week: str, refresh_catalogue: bool) -> None:
     home = ensure_dagster_home()
     import dagster as dg
 
-    from hm_pipeline.definitions import build_defs
+    from hm_pipeline.definitions import FEATURE_LEVEL, build_defs
 
     click.echo(f"data: {data_dir()}  instance: {home}", err=True)
     defs = build_defs()
@@ -166,29 +166,97 @@ def run(week: str, refresh_catalogue: bool) -> None:
         )
         click.echo("catalogue:" if selection is None else "raw tables (embeddings exist):")
         result = catalogue.execute_in_process(
-            instance=instance, raise_on_error=False, asset_selection=selection
+            instance=instance, raise_on_error=False, asset_selection=selection, run_config=QUIET
         )
         _summarize(result)
         ok &= result.success
+        done = instance.get_materialized_partitions(dg.AssetKey("ranker_features"))
         for i, w in enumerate(weeks if ok else []):
+            # the rankers of W learn from the features of the weeks before it
+            for before in _missing_training_weeks(w, weeks, done):
+                if ok:
+                    click.echo(f"week {before} (features for the rankers of {w}):")
+                    result = defs.resolve_job_def("weekly_pipeline").execute_in_process(
+                        instance=instance,
+                        partition_key=before,
+                        tags={"hm/week": before},
+                        raise_on_error=False,
+                        asset_selection=FEATURE_LEVEL,
+                        run_config=QUIET,
+                    )
+                    _summarize(result)
+                    ok &= result.success
+                    done.add(before)
+            if not ok:
+                break
             click.echo(
                 f"week {w} ({i + 1}/{len(weeks)}, {time.monotonic() - t_start:.0f}s so far):"
             )
             result = defs.resolve_job_def("weekly_pipeline").execute_in_process(
-                instance=instance, partition_key=w, tags={"hm/week": w}, raise_on_error=False
+                instance=instance,
+                partition_key=w,
+                tags={"hm/week": w},
+                raise_on_error=False,
+                run_config=QUIET,
             )
             _summarize(result)
             ok &= result.success
+            done.add(w)
         if week == "all" and ok:
             click.echo("reports:")
             result = defs.resolve_job_def("reports").execute_in_process(
-                instance=instance, raise_on_error=False
+                instance=instance, raise_on_error=False, run_config=QUIET
+            )
+            _summarize(result)
+            ok &= result.success
+        elif ok and week == str(CALENDAR.prediction_week):
+            click.echo("recommendations:")
+            result = defs.resolve_job_def("reports").execute_in_process(
+                instance=instance,
+                raise_on_error=False,
+                asset_selection=[dg.AssetKey("recommendations")],
+                run_config=QUIET,
             )
             _summarize(result)
             ok &= result.success
     click.echo(f"done in {time.monotonic() - t_start:.0f}s" if ok else "FAILED", err=not ok)
     if not ok:
         sys.exit(1)
+
+
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}  # progress: ours
+
+
+def _missing_training_weeks(week: str, planned: list[str], done: set[str]) -> list[str]:
+    """The weeks before `week` whose features its rankers read and that are neither
+    materialized nor planned before it in this run."""
+    from hm_pipeline.assets.ranking import MAX_TRAINING_WEEKS
+    from hm_pipeline.partitions import CALENDAR
+
+    w = date.fromisoformat(week)
+    if w in CALENDAR.warmup_weeks:
+        return []
+    keys = {str(x) for x in CALENDAR.partition_weeks}
+    earlier = [str(w - timedelta(days=7 * i)) for i in range(MAX_TRAINING_WEEKS, 0, -1)]
+    before_in_run = set(planned[: planned.index(week)])
+    return [e for e in earlier if e in keys and e not in done and e not in before_in_run]
+
+
+@main.command()
+@click.argument("customer")
+def recommend(customer: str) -> None:
+    """The 12 articles recommended to CUSTOMER (64-hex id or the lake's integer id) for the
+    prediction week, with their names and the sources that found each."""
+    from hm_pipeline.recommend import lookup
+
+    rows = lookup(data_dir() / "hm.duckdb", customer)
+    if rows.height == 0:
+        raise click.ClickException(f"no recommendations for customer {customer}")
+    for r in rows.iter_rows(named=True):
+        click.echo(
+            f"{r['rank']:2d}. {r['article_id']:010d}  {r['prod_name']} ({r['product_type_name']},"
+            f" {r['colour_group_name']})  [{r['sources'] or r['origin']}]"
+        )
 
 
 @main.command("evaluation-table")
@@ -359,7 +427,7 @@ def _materialize_throwaway(
 
     from hm_pipeline.definitions import all_assets, all_checks
     from hm_pipeline.io_manager import ParquetIOManager
-    from hm_pipeline.resources import ModelStore, RawFiles, Reports
+    from hm_pipeline.resources import ModelStore, RawFiles, Reports, Warehouse
 
     result = dg.materialize(
         [*all_assets, *all_checks],
@@ -368,6 +436,7 @@ def _materialize_throwaway(
             "raw_files": RawFiles(raw_dir=str(raw)),
             "reports": Reports(reports_dir=str(reports)),
             "model_store": ModelStore(models_dir=str(reports.parent / "models")),
+            "warehouse": Warehouse(path=str(reports.parent / "hm.duckdb")),
         },
         selection=selection,
         partition_key=week,

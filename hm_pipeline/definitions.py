@@ -4,17 +4,42 @@ from __future__ import annotations
 
 import dagster as dg
 
-from hm_pipeline.assets import candidates, eda, embeddings, evaluation, raw, training, weekly
+from hm_pipeline.assets import (
+    candidates,
+    eda,
+    embeddings,
+    evaluation,
+    ranking,
+    raw,
+    recommendations,
+    training,
+    weekly,
+)
 from hm_pipeline.io_manager import ParquetIOManager
 from hm_pipeline.partitions import weekly_partitions
-from hm_pipeline.resources import ModelStore, RawFiles, Reports
+from hm_pipeline.resources import ModelStore, RawFiles, Reports, Warehouse
 from hm_pipeline.settings import data_dir, lake_dir, raw_dir, reports_dir
 
-MODULES = [raw, weekly, embeddings, candidates, evaluation, eda, training]
+MODULES = [
+    raw,
+    weekly,
+    embeddings,
+    candidates,
+    ranking,
+    evaluation,
+    recommendations,
+    eda,
+    training,
+]
 all_assets = dg.load_assets_from_modules(MODULES)
 all_checks = dg.load_asset_checks_from_modules(MODULES)
 
-REPORTS = ("evaluation_summary", "eda_report", "negative_strategy_report")  # not weekly
+REPORTS = (  # not weekly: they read every week's results
+    "evaluation_summary",
+    "eda_report",
+    "negative_strategy_report",
+    "recommendations",
+)
 
 raw_job = dg.define_asset_job(
     "raw_tables",
@@ -26,6 +51,13 @@ WEEKLY = [
     for a in all_assets
     if isinstance(a, dg.AssetsDefinition) and a.partitions_def == weekly_partitions
     for key in a.keys
+]
+# what a week's rankers read from earlier weeks: everything weekly but rankers and evaluation
+FEATURE_LEVEL = [
+    k
+    for k in WEEKLY
+    if k.path[0]
+    not in ("ranker_lightgbm", "ranker_dlrm", "evaluation_report", "sampled_evaluation")
 ]
 catalogue_job = dg.define_asset_job(
     "catalogue",
@@ -57,6 +89,7 @@ def resources() -> dict:
         "raw_files": RawFiles(raw_dir=str(raw_dir())),
         "reports": Reports(reports_dir=str(reports_dir())),
         "model_store": ModelStore(models_dir=str(data_dir() / "models")),
+        "warehouse": Warehouse(path=str(data_dir() / "hm.duckdb")),
     }
 
 

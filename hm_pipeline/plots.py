@@ -38,3 +38,13 @@ def map_by_week(by_week: pl.DataFrame, path: Path) -> Path:
     ax.legend(fontsize=7, ncol=2)
     ax.tick_params(axis="x", rotation=30)
     return save(fig, path)
+
+
+def feature_importance(gain: dict[str, float], path: Path, top: int = 30) -> Path:
+    """The `top` features by total gain, as horizontal bars."""
+    items = sorted(gain.items(), key=lambda kv: kv[1], reverse=True)[:top][::-1]
+    fig, ax = plt.subplots(figsize=(7, max(3, 0.25 * len(items))))
+    ax.barh([k for k, _ in items], [v for _, v in items])
+    ax.set_xlabel("total gain")
+    ax.tick_params(axis="y", labelsize=7)
+    return save(fig, path)

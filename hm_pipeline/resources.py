@@ -51,3 +51,13 @@ class ModelStore(dg.ConfigurableResource):
     def folder(self, name: str, week: str) -> Path:
         """Where the model `name` trained for `week` lives."""
         return Path(self.models_dir) / name / week
+
+
+class Warehouse(dg.ConfigurableResource):
+    """The DuckDB database analysts query: recommendations and views over the lake."""
+
+    path: str
+
+    def path_obj(self) -> Path:
+        """The database file as a Path."""
+        return Path(self.path)

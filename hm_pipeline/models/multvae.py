@@ -21,7 +21,7 @@ class MultVAEConfig:
     hidden: int = 600
     latent: int = 200
     dropout: float = 0.5
-    epochs: int = 5
+    epochs: int = 3
     batch_size: int = 512
     lr: float = 1e-3
     beta_max: float = 0.2

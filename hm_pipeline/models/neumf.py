@@ -19,7 +19,7 @@ class NeuMFConfig:
     gmf_dim: int = 16
     mlp_dim: int = 32
     mlp_layers: tuple[int, ...] = (64, 32, 16)
-    epochs: int = 3
+    epochs: int = 2
     batch_size: int = 4096
     lr: float = 3e-3
     weight_decay: float = 1e-6

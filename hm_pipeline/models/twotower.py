@@ -47,7 +47,7 @@ class TwoTowerConfig:
     train_weeks: int = 8
     max_train_examples: int = 1_500_000  # most recent kept first when there are more
     random_negatives: int = 1024
-    epochs: int = 3
+    epochs: int = 2
     batch_size: int = 1024
     lr: float = 4e-3
     weight_decay: float = 1e-6

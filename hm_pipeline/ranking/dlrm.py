@@ -26,7 +26,7 @@ class DLRMConfig:
     dim: int = 16
     bottom: tuple[int, ...] = (128, 64)
     top: tuple[int, ...] = (128, 64)
-    epochs: int = 6
+    epochs: int = 3
     batch_size: int = 2048
     lr: float = 2e-3
     weight_decay: float = 1e-6

@@ -19,13 +19,13 @@ class LGBMConfig:
     """Booster parameters; early stopping on the validation week, then a refit on every
     training week with the best number of rounds."""
 
-    num_boost_round: int = 500
-    learning_rate: float = 0.05
+    num_boost_round: int = 300
+    learning_rate: float = 0.1
     num_leaves: int = 31
     min_data_in_leaf: int = 50
     feature_fraction: float = 0.8
     lambdarank_truncation_level: int = 20
-    early_stopping_rounds: int = 40
+    early_stopping_rounds: int = 20
     refit_on_all_weeks: bool = True
     num_threads: int = 2
     seed: int = 0

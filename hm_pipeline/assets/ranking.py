@@ -1,0 +1,237 @@
+"""Second stage per week: the candidate union, its features, LightGBM and DLRM rankers trained
+on the weeks before W (never W itself) and scoring W's union."""
+
+import json
+import warnings
+
+import dagster as dg
+import polars as pl
+
+from hm_pipeline import plots
+from hm_pipeline.candidates import REGISTRY
+from hm_pipeline.models.common import save_model
+from hm_pipeline.partitions import CALENDAR, weekly_partitions
+from hm_pipeline.ranking import dlrm, lgbm, training
+from hm_pipeline.ranking.features import FeatureInputs, build_features
+from hm_pipeline.ranking.union import candidate_union
+from hm_pipeline.resources import ModelStore, Reports
+from hm_pipeline.weeks import parse_week
+
+GROUP = "ranking"
+MAX_TRAINING_WEEKS = 2  # how far back the rankers' inputs reach (the warm-up weeks cover it)
+CANDIDATE_INS = {f"candidates_{name}": dg.AssetIn() for name in REGISTRY}
+EMBEDDING_INS = {
+    name: dg.AssetIn() for name in ("text_embeddings", "image_embeddings", "metadata_embeddings")
+}
+# the features of W and of the training weeks before it; labels of the training weeks only
+with warnings.catch_warnings():  # allow_nonexistent_upstream_partitions is a beta parameter
+    warnings.simplefilter("ignore")
+    PAST_AND_NOW = dg.TimeWindowPartitionMapping(
+        start_offset=-MAX_TRAINING_WEEKS, end_offset=0, allow_nonexistent_upstream_partitions=True
+    )
+    PAST_ONLY = dg.TimeWindowPartitionMapping(
+        start_offset=-MAX_TRAINING_WEEKS, end_offset=-1, allow_nonexistent_upstream_partitions=True
+    )
+RANKER_INS = {
+    "ranker_features": dg.AssetIn(partition_mapping=PAST_AND_NOW, metadata={"by_partition": True}),
+    "labels": dg.AssetIn(partition_mapping=PAST_ONLY, metadata={"by_partition": True}),
+}
+RANKED_SCHEMA = {
+    "customer_id": pl.Int32,
+    "article_id": pl.Int32,
+    "score": pl.Float32,
+    "rank": pl.Int32,
+}
+
+
+class UnionConfig(dg.Config):
+    """How deep into each source's list the union reaches."""
+
+    per_source: int = 40
+
+
+@dg.asset(group_name=GROUP, partitions_def=weekly_partitions, ins=CANDIDATE_INS)
+def ranker_candidates(
+    context: dg.AssetExecutionContext, config: UnionConfig, **candidates: pl.LazyFrame
+) -> pl.DataFrame:
+    """One row per (customer, article) found by any source in its top `per_source`, with every
+    source's score and rank (null when it did not find it)."""
+    sources = {name.removeprefix("candidates_"): lf for name, lf in candidates.items()}
+    union = candidate_union(sources, config.per_source).collect(engine="streaming")
+    per = union.group_by("customer_id").len()["len"]
+    context.add_output_metadata(
+        {"customers": per.len(), "mean_per_customer": float(per.mean() or 0)}
+    )
+    return union
+
+
+@dg.asset(
+    group_name=GROUP,
+    partitions_def=weekly_partitions,
+    ins={**EMBEDDING_INS, "copurchase_embeddings": dg.AssetIn()},
+)
+def ranker_features(
+    context: dg.AssetExecutionContext,
+    ranker_candidates: pl.LazyFrame,
+    customer_features: pl.LazyFrame,
+    article_features: pl.LazyFrame,
+    transactions: pl.LazyFrame,
+    articles: pl.DataFrame,
+    customers: pl.DataFrame,
+    **embeddings: pl.LazyFrame,
+) -> pl.DataFrame:
+    """The feature table of W's union (one definition for both rankers), from the history
+    before W only. Empty for the prediction week, whose (every customer's) features the rankers
+    build chunk by chunk while scoring."""
+    if not CALENDAR.has_labels(parse_week(context.partition_key)):
+        context.add_output_metadata({"note": "prediction week: built by the rankers in chunks"})
+        return pl.DataFrame()
+    inp = FeatureInputs(
+        cutoff=parse_week(context.partition_key),
+        history=transactions,
+        articles=articles,
+        customers=customers,
+        customer_features=customer_features,
+        article_features=article_features,
+        embeddings={k: v.collect() for k, v in embeddings.items()},
+    )
+    table = build_features(ranker_candidates, inp)
+    context.add_output_metadata({"columns": len(table.columns)})
+    return table
+
+
+class RankerConfig(dg.Config):
+    """Training weeks (at most MAX_TRAINING_WEEKS), negatives per customer, list length, and
+    the customers per chunk when the week's features are built while scoring."""
+
+    n_training_weeks: int = MAX_TRAINING_WEEKS
+    max_negatives: int = 30
+    k: int = 50
+    chunk_customers: int = 20_000
+    seed: int = 0
+
+
+@dg.multi_asset(
+    group_name=GROUP,
+    partitions_def=weekly_partitions,
+    outs={
+        "ranker_lightgbm": dg.AssetOut(
+            description="LightGBM lambdarank's top k per customer for W (trained on the weeks "
+            "before W, early stopping on the latest, refit on all)."
+        ),
+        "ranker_dlrm": dg.AssetOut(
+            description="DLRM's top k per customer for W (trained on the weeks before W, best "
+            "epoch by the latest week's MAP@12)."
+        ),
+    },
+    ins={
+        **RANKER_INS,
+        **EMBEDDING_INS,
+        "copurchase_embeddings": dg.AssetIn(),
+        "ranker_candidates": dg.AssetIn(),
+        "customer_features": dg.AssetIn(),
+        "article_features": dg.AssetIn(),
+    },
+    pool="torch",
+)
+def rankers(
+    context: dg.AssetExecutionContext,
+    config: RankerConfig,
+    model_store: ModelStore,
+    reports: Reports,
+    ranker_features: dict,
+    labels: dict,
+    ranker_candidates: pl.LazyFrame,
+    customer_features: pl.LazyFrame,
+    article_features: pl.LazyFrame,
+    transactions: pl.LazyFrame,
+    articles: pl.DataFrame,
+    customers: pl.DataFrame,
+    **embeddings: pl.LazyFrame,
+):
+    """Both rankers learn from the feature tables of the weeks before W labelled with those
+    weeks' purchases (never W's), then score W's candidate union: from W's feature table when
+    it is materialized, else (the prediction week) building features chunk by chunk."""
+    week = context.partition_key
+    empty = pl.DataFrame(schema=RANKED_SCHEMA)
+    if parse_week(week) in CALENDAR.warmup_weeks:
+        note = f"{week} is a warm-up week: it only feeds the rankers of later weeks"
+        for name in ("ranker_lightgbm", "ranker_dlrm"):
+            context.add_output_metadata({"note": note}, output_name=name)
+        return empty, empty
+    if config.n_training_weeks > MAX_TRAINING_WEEKS:
+        raise dg.Failure(f"n_training_weeks is at most {MAX_TRAINING_WEEKS}")
+    labs = {w: lf.collect() for w, lf in labels.items()}
+    assert all(w < week for w in labs), "a ranker may only read labels of earlier weeks"
+    feats = {w: lf.collect() for w, lf in ranker_features.items() if w < week}
+    train, valid = training.assemble(
+        feats, labs, week, config.n_training_weeks, config.max_negatives, config.seed
+    )
+    missing = [w for w in ranker_features if w < week and w not in labs]
+    if train.height == 0 or missing:
+        raise dg.Failure(f"no training data for {week}: weeks without labels {missing}")
+    booster, lgb_info = lgbm.train_lgbm(train, valid, lgbm.LGBMConfig(seed=config.seed))
+    dcfg = dlrm.DLRMConfig(seed=config.seed)
+    model, prep, dlrm_info = dlrm.train_dlrm(train, valid, dcfg)
+    del train, valid, feats
+
+    def score(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+        return (
+            training.ranked(frame, lgbm.predict(booster, frame), config.k),
+            training.ranked(frame, dlrm.predict(model, prep, frame), config.k),
+        )
+
+    now = ranker_features[week].collect()
+    if now.height:
+        top_lgb, top_dlrm = score(now)
+    else:  # the prediction week: features built and scored a chunk of customers at a time
+        inp = FeatureInputs(
+            cutoff=parse_week(week),
+            history=transactions,
+            articles=articles,
+            customers=customers,
+            customer_features=customer_features,
+            article_features=article_features,
+            embeddings={k: v.collect() for k, v in embeddings.items()},
+        )
+        ids = ranker_candidates.select("customer_id").unique().sort("customer_id").collect()
+        parts = []
+        for s in range(0, ids.height, config.chunk_customers):
+            chunk = ids["customer_id"][s : s + config.chunk_customers]
+            union = ranker_candidates.filter(pl.col("customer_id").is_in(chunk.implode()))
+            parts.append(score(build_features(union, inp)))
+            context.log.info(f"scored {min(s + config.chunk_customers, ids.height)}/{ids.height}")
+        top_lgb = pl.concat([p[0] for p in parts]) if parts else empty
+        top_dlrm = pl.concat([p[1] for p in parts]) if parts else empty
+
+    folder = model_store.folder("ranker_lightgbm", week)
+    folder.mkdir(parents=True, exist_ok=True)
+    booster.save_model(str(folder / "model.txt"))
+    (folder / "info.json").write_text(json.dumps(lgb_info, indent=1))
+    png = plots.feature_importance(
+        lgb_info["importance_gain"], reports.path(f"ranker_importance_{week}.png")
+    )
+    save_model(
+        model_store.folder("ranker_dlrm", week),
+        model,
+        {"config": dcfg.to_dict(), "dense": prep.dense, "cats": prep.cats, **dlrm_info},
+        mean=prep.mean,
+        std=prep.std,
+        **{f"vocab_{c}": v for c, v in zip(prep.cats, prep.vocab, strict=True)},
+    )
+    context.add_output_metadata(
+        {
+            "training": dg.MetadataValue.json(
+                {k: v for k, v in lgb_info.items() if k != "importance_gain"}
+            ),
+            "importance": dg.MetadataValue.md(
+                plots.markdown_image(png, "feature importance (gain)")
+            ),
+            "model": dg.MetadataValue.path(str(folder)),
+        },
+        output_name="ranker_lightgbm",
+    )
+    context.add_output_metadata(
+        {"training": dg.MetadataValue.json(dlrm_info)}, output_name="ranker_dlrm"
+    )
+    return top_lgb, top_dlrm
