@@ -96,3 +96,25 @@ def test_no_leakage(output, setup) -> None:
     assert type(source)(k=K).generate(changed, customers, CUTOFF, ctx).equals(out)
     # and the full table (the real future) gives the same output as the truncated one
     assert type(source)(k=K).generate(before.lazy(), customers, CUTOFF, ctx).equals(out)
+
+
+@pytest.mark.parametrize(
+    "name", ["popularity_last_week", "popularity_time_decayed", "popularity_age_group"]
+)
+def test_non_personal_sources_cover_every_customer(name: str, tiny_tables: dict) -> None:
+    """The fallbacks of the final recommendations: nobody may be left without a list, not a
+    customer of unknown age nor one whose age group bought nothing lately."""
+    cust = tiny_tables["customers"].with_columns(
+        pl.when(pl.int_range(pl.len()) == 0)
+        .then(pl.lit(120.0))
+        .when(pl.int_range(pl.len()) == 1)
+        .then(None)
+        .otherwise(pl.col("age"))
+        .alias("age")
+    )
+    ctx = SourceContext(articles=tiny_tables["articles"], customers=cust)
+    out = REGISTRY[name](k=K).generate(
+        tiny_tables["transactions"].lazy(), cust["customer_id"], CUTOFF, ctx
+    )
+    counts = out.group_by("customer_id").len()
+    assert counts.height == cust.height and (counts["len"] == K).all()

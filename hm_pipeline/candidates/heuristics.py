@@ -58,8 +58,8 @@ class PopularityTimeDecayed(CandidateSource):
 
 
 class PopularityByAge(CandidateSource):
-    """Last weeks' best sellers among buyers of the customer's age group (5-year bins);
-    customers of unknown age get the overall list."""
+    """Last weeks' best sellers among buyers of the customer's age group (5-year bins), then
+    the overall best sellers; customers of unknown age get the overall list."""
 
     name = "popularity_age_group"
 
@@ -80,10 +80,14 @@ class PopularityByAge(CandidateSource):
         by_bin = _top_per(by_bin, "age_bin", "score", "article_id", self.k)
         overall = overall.sort(["score", "article_id"], descending=[True, False]).head(self.k)
         cust = customers.lazy().join(ages, on="customer_id", how="left")
+        # the age group's list (scores 2..3), then the overall list (0..1) behind it, so that
+        # unknown ages and groups with few recent sales still get k articles
+        by_bin = by_bin.with_columns(2 + pl.col("score") / pl.col("score").max().over("age_bin"))
+        overall = overall.with_columns(pl.col("score") / pl.col("score").max())
         known = cust.filter(pl.col("age_bin") >= 0).join(by_bin, on="age_bin", how="inner")
-        unknown = cust.filter(pl.col("age_bin").fill_null(-1) < 0).join(overall, how="cross")
+        everyone = cust.join(overall, how="cross")
         cols = ["customer_id", "article_id", "score"]
-        return pl.concat([known.select(cols), unknown.select(cols)])
+        return pl.concat([known.select(cols), everyone.select(cols)])
 
 
 class Repurchase(CandidateSource):

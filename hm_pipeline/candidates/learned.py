@@ -118,7 +118,7 @@ class NeuMFSource(LearnedSource):
         n_negatives: int = 5,
         window_days: int = 56,
         pool_days: int = 14,
-        pool_size: int = 2000,
+        pool_size: int = 1000,
         config: NeuMFConfig | None = None,
     ):
         super().__init__(

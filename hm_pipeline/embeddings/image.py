@@ -32,8 +32,8 @@ class ImageConfig:
     height: int = 96
     width: int = 64
     dim: int = 128
-    epochs: int = 3
-    max_train_images: int = 30_000
+    epochs: int = 2
+    max_train_images: int = 8_000
     batch_size: int = 128
     lr: float = 2e-3
     seed: int = 0
