@@ -224,7 +224,7 @@ def run(week: str, refresh_catalogue: bool) -> None:
         sys.exit(1)
 
 
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}  # progress: ours
+QUIET = {"loggers": {"step_progress": {}}}  # one line per step instead of Dagster's debug log
 
 
 def _missing_training_weeks(week: str, planned: list[str], done: set[str]) -> list[str]:
@@ -282,25 +282,21 @@ def evaluation_table_command(output: Path | None) -> None:
 
 
 def _summarize(result) -> None:
+    """After a run: failed checks and steps (each step already printed a line as it ended)."""
+    mats = 0
     for event in result.all_events:
         if event.is_step_materialization:
-            mat = event.materialization
-            rows = mat.metadata.get("dagster/row_count")
-            rows = rows.value if rows else "-"
-            click.echo(f"  materialized {mat.asset_key.to_user_string():24s} rows={rows}")
+            mats += 1
         elif event.event_type_value == "ASSET_CHECK_EVALUATION":
             ev = event.asset_check_evaluation_data
-            state = "passed" if ev.passed else "FAILED"
-            click.echo(f"  check {ev.asset_key.to_user_string()}:{ev.check_name} {state}")
-        elif event.is_step_success:
-            secs = event.event_specific_data.duration_ms / 1000
-            click.echo(f"  step {event.step_key:40s} {secs:8.1f}s")
+            if not ev.passed:
+                click.echo(f"  check {ev.asset_key.to_user_string()}:{ev.check_name} FAILED")
         elif event.is_step_failure:
             click.echo(
                 f"  FAILED {event.step_key}: {event.step_failure_data.error.message.strip()}",
                 err=True,
             )
-    click.echo("run succeeded" if result.success else "run failed")
+    click.echo(f"  {'run succeeded' if result.success else 'run failed'}: {mats} materializations")
 
 
 @main.command()

@@ -17,6 +17,7 @@ from hm_pipeline.assets import (
 )
 from hm_pipeline.io_manager import ParquetIOManager
 from hm_pipeline.partitions import weekly_partitions
+from hm_pipeline.progress import step_progress
 from hm_pipeline.resources import ModelStore, RawFiles, Reports, Warehouse
 from hm_pipeline.settings import data_dir, lake_dir, raw_dir, reports_dir
 
@@ -102,6 +103,8 @@ def build_defs() -> dg.Definitions:
         jobs=[raw_job, catalogue_job, weekly_pipeline, reports_job],
         resources=resources(),
         executor=dg.multiprocess_executor.configured({"max_concurrent": 2}),
+        # the console logger for the UI and `dagster` commands; the CLI picks step_progress
+        loggers={"console": dg.colored_console_logger, "step_progress": step_progress},
     )
 
 

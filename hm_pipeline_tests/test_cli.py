@@ -65,3 +65,22 @@ def test_oracle_command_scores_a_weeks_buyers(tiny_world: Path, tmp_path: Path) 
 
     top = pl.read_parquet(out)
     assert top.group_by("customer_id").len()["len"].eq(12).all()
+
+
+def test_progress_logger_prints_one_line_per_step(capsys) -> None:
+    import logging
+
+    from hm_pipeline.progress import _StepLines
+
+    h = _StepLines()
+    for msg in [
+        "run - 1 - candidates_repurchase - STEP_SUCCESS - Finished execution of step "
+        '"candidates_repurchase" in 1.25s.',
+        'run - 1 - labels - LOADED_INPUT - Loaded input "transactions"',
+        'run - 1 - rankers - STEP_FAILURE - Execution of step "rankers" failed.',
+    ]:
+        h.emit(logging.LogRecord("x", logging.DEBUG, "", 0, msg, None, None))
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 2
+    assert "candidates_repurchase" in out[0] and "done" in out[0] and "1.25s" in out[0]
+    assert "rankers" in out[1] and "FAILED" in out[1]

@@ -180,3 +180,11 @@ def test_assemble_uses_only_earlier_weeks() -> None:
     assert set(train["week"]) == {"w1"} and set(valid["week"]) == {"w2"}
     train, valid = training.assemble(feats, labels, "w2", 2, 30)
     assert set(train["week"]) == {"w1"} and valid is None
+
+
+def test_union_cap_keeps_the_best_ranked() -> None:
+    a = _cands([(1, 10, 0.9, 1), (1, 11, 0.5, 2), (1, 12, 0.1, 3)])
+    b = _cands([(1, 12, 7.0, 1), (1, 13, 3.0, 2)])
+    u = candidate_union({"a": a, "b": b}, per_source=3, max_per_customer=2).collect()
+    # rank 1 in some source: 10 (a) and 12 (b; found by two sources)
+    assert u["article_id"].to_list() == [10, 12]

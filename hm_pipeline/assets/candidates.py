@@ -5,7 +5,7 @@ import polars as pl
 
 from hm_pipeline.candidates import REGISTRY, CandidateSource, SourceContext
 from hm_pipeline.models.common import save_model
-from hm_pipeline.partitions import weekly_partitions
+from hm_pipeline.partitions import CALENDAR, weekly_partitions
 from hm_pipeline.resources import ModelStore
 from hm_pipeline.weeks import parse_week
 
@@ -13,9 +13,11 @@ GROUP = "candidates"
 
 
 class CandidateConfig(dg.Config):
-    """Candidates kept per customer."""
+    """Candidates kept per customer: k in weeks with labels (recall@200 is reported), fewer in
+    the prediction week, where only the rankers' union (each source's top 40) reads them."""
 
     k: int = 200
+    prediction_week_k: int = 50
 
 
 def candidate_asset(source: type[CandidateSource]) -> dg.AssetsDefinition:
@@ -45,7 +47,8 @@ def candidate_asset(source: type[CandidateSource]) -> dg.AssetsDefinition:
             embeddings={name: lf.collect() for name, lf in embeddings.items()},
         )
         week = parse_week(context.partition_key)
-        src = source(k=config.k)
+        k = config.k if CALENDAR.has_labels(week) else config.prediction_week_k
+        src = source(k=k)
         out = src.generate(transactions, customers_to_score["customer_id"], week, ctx)
         trained = getattr(src, "model", None)
         if trained is not None:  # learned sources: keep the weights and what made them

@@ -45,9 +45,11 @@ RANKED_SCHEMA = {
 
 
 class UnionConfig(dg.Config):
-    """How deep into each source's list the union reaches."""
+    """How deep into each source's list the union reaches, and how many candidates a customer
+    keeps at most (best rank in any source first)."""
 
     per_source: int = 40
+    max_per_customer: int | None = None
 
 
 @dg.asset(group_name=GROUP, partitions_def=weekly_partitions, ins=CANDIDATE_INS)
@@ -57,7 +59,9 @@ def ranker_candidates(
     """One row per (customer, article) found by any source in its top `per_source`, with every
     source's score and rank (null when it did not find it)."""
     sources = {name.removeprefix("candidates_"): lf for name, lf in candidates.items()}
-    union = candidate_union(sources, config.per_source).collect(engine="streaming")
+    union = candidate_union(sources, config.per_source, config.max_per_customer).collect(
+        engine="streaming"
+    )
     per = union.group_by("customer_id").len()["len"]
     context.add_output_metadata(
         {"customers": per.len(), "mean_per_customer": float(per.mean() or 0)}

@@ -52,14 +52,14 @@ class Preprocessor:
     @classmethod
     def fit(cls, frame: pl.DataFrame) -> Preprocessor:
         dense, cats = feature_columns(frame.drop("week", strict=False))
-        x = _signed_log(frame.select(dense).to_numpy().astype(np.float64))
+        x = _signed_log(frame.select(pl.col(dense).cast(pl.Float64)).to_numpy())
         mean = np.nan_to_num(np.nanmean(x, axis=0))
         std = np.nan_to_num(np.nanstd(x, axis=0))
         vocab = [np.sort(frame[c].drop_nulls().unique().to_numpy()) for c in cats]
         return cls(dense, cats, mean, np.where(std > 0, std, 1.0), vocab)
 
     def dense_matrix(self, frame: pl.DataFrame) -> np.ndarray:
-        x = _signed_log(frame.select(self.dense).to_numpy().astype(np.float64))
+        x = _signed_log(frame.select(pl.col(self.dense).cast(pl.Float64)).to_numpy())
         missing = np.isnan(x)
         z = np.where(missing, 0.0, (x - self.mean) / self.std)
         return np.hstack([z, missing]).astype(np.float32)

@@ -46,12 +46,10 @@ def feature_columns(table: pl.DataFrame | pl.LazyFrame) -> tuple[list[str], list
 
 
 def _codes(df: pl.DataFrame, cols: list[str]) -> list[pl.Expr]:
-    """Stable integer codes (hash of the value's text) of categorical columns; 0 = null."""
+    """Dense integer codes 1..n of categorical columns over the whole table (the catalogue or
+    every customer, so the same value has the same code in every week); 0 = null."""
     return [
-        (pl.col(c).cast(pl.String).hash(0) % 1_000_003 + 1)
-        .fill_null(0)
-        .cast(pl.Int32)
-        .alias(f"cat_{c}")
+        pl.col(c).cast(pl.String).rank("dense").fill_null(0).cast(pl.Int32).alias(f"cat_{c}")
         for c in cols
         if c in df.columns
     ]

@@ -60,7 +60,7 @@ def _dataset(frame: pl.DataFrame, dense: list[str], cats: list[str], reference=N
         raise ValueError(
             f"a customer has {sizes.max()} candidates; LightGBM allows {MAX_QUERY_ROWS} per query"
         )
-    x = frame.select([*dense, *cats]).to_numpy().astype(np.float32)
+    x = frame.select(pl.col([*dense, *cats]).cast(pl.Float32)).to_numpy()
     return lgb.Dataset(
         x,
         label=frame["label"].to_numpy(),
@@ -117,7 +117,7 @@ def predict(booster: lgb.Booster, frame: pl.DataFrame, chunk: int = 2_000_000) -
     """Scores of every row, in chunks of rows."""
     names = booster.feature_name()
     out = [
-        booster.predict(frame[s : s + chunk].select(names).to_numpy().astype(np.float32))
+        booster.predict(frame[s : s + chunk].select(pl.col(names).cast(pl.Float32)).to_numpy())
         for s in range(0, frame.height, chunk)
     ]
     return np.concatenate(out) if out else np.zeros(0)

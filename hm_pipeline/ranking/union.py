@@ -7,10 +7,14 @@ import polars as pl
 
 
 def candidate_union(
-    sources: dict[str, pl.LazyFrame | pl.DataFrame], per_source: int
+    sources: dict[str, pl.LazyFrame | pl.DataFrame],
+    per_source: int,
+    max_per_customer: int | None = None,
 ) -> pl.LazyFrame:
     """customer_id, article_id, <source>_score, <source>_rank for each source, n_sources and
-    best_rank; each source contributes its top `per_source` per customer."""
+    best_rank; each source contributes its top `per_source` per customer, and a customer keeps
+    at most `max_per_customer` rows (best rank in any source first, then found by more
+    sources)."""
     names = sorted(sources)
     long = pl.concat(
         [
@@ -34,15 +38,15 @@ def candidate_union(
             pl.col("score").filter(hit).first().alias(f"{n}_score"),
             pl.col("rank").filter(hit).first().alias(f"{n}_rank"),
         ]
-    return (
-        long.group_by("customer_id", "article_id")
-        .agg(
-            *aggs,
-            pl.len().cast(pl.Int16).alias("n_sources"),
-            pl.col("rank").min().alias("best_rank"),
-        )
-        .sort("customer_id", "article_id")
+    union = long.group_by("customer_id", "article_id").agg(
+        *aggs, pl.len().cast(pl.Int16).alias("n_sources"), pl.col("rank").min().alias("best_rank")
     )
+    if max_per_customer is not None:
+        union = union.sort(
+            ["customer_id", "best_rank", "n_sources", "article_id"],
+            descending=[False, False, True, False],
+        ).filter(pl.int_range(pl.len()).over("customer_id") < max_per_customer)
+    return union.sort("customer_id", "article_id")
 
 
 def source_names(union: pl.DataFrame | pl.LazyFrame) -> list[str]:
