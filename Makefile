@@ -14,11 +14,11 @@ $(BIN)/.installed: pyproject.toml
 
 install: $(BIN)/.installed
 
-# the small world, the last validation week (with the two weeks its rankers learn from) and
-# the prediction week: final recommendations, submission.csv, data/hm.duckdb
+# the small world and the prediction week, with what it needs (the last validation week for
+# choosing by validation, the weeks the rankers learn from): final recommendations,
+# data/reports/submission.csv, data/hm.duckdb
 demo: install
 	$(BIN)/hm-pipeline synth --scale small --seed 42
-	$(BIN)/hm-pipeline run --week 2020-09-16
 	$(BIN)/hm-pipeline run --week 2020-09-23
 	$(BIN)/hm-pipeline evaluation-table
 	$(BIN)/hm-pipeline recommend 1

@@ -171,6 +171,12 @@ def run(week: str, refresh_catalogue: bool) -> None:
         _summarize(result)
         ok &= result.success
         done = instance.get_materialized_partitions(dg.AssetKey("ranker_features"))
+        evaluated = instance.get_materialized_partitions(dg.AssetKey("evaluation_report"))
+        last_validation = str(CALENDAR.validation_weeks[-1])
+        if weeks == [str(CALENDAR.prediction_week)] and last_validation not in evaluated:
+            # the final recommendations pick their ranker and fallback by validation
+            click.echo(f"{last_validation} is not evaluated yet: running it first")
+            weeks = [last_validation, *weeks]
         for i, w in enumerate(weeks if ok else []):
             # the rankers of W learn from the features of the weeks before it
             for before in _missing_training_weeks(w, weeks, done):

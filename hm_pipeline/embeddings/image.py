@@ -33,7 +33,7 @@ class ImageConfig:
     width: int = 64
     dim: int = 128
     epochs: int = 2
-    max_train_images: int = 8_000
+    max_train_images: int = 6_000
     batch_size: int = 128
     lr: float = 2e-3
     seed: int = 0

@@ -59,10 +59,18 @@ class Preprocessor:
         return cls(dense, cats, mean, np.where(std > 0, std, 1.0), vocab)
 
     def dense_matrix(self, frame: pl.DataFrame) -> np.ndarray:
-        x = _signed_log(frame.select(pl.col(self.dense).cast(pl.Float64)).to_numpy())
-        missing = np.isnan(x)
-        z = np.where(missing, 0.0, (x - self.mean) / self.std)
-        return np.hstack([z, missing]).astype(np.float32)
+        """Standardized signed-log values (nulls 0) and the null indicators, float32; in polars,
+        column by column on every core."""
+        exprs = []
+        for j, c in enumerate(self.dense):
+            x = pl.col(c).cast(pl.Float64).fill_nan(None)
+            z = (x.sign() * x.abs().log1p() - self.mean[j]) / self.std[j]
+            exprs.append(z.fill_null(0.0).cast(pl.Float32).alias(f"z{j}"))
+        exprs += [
+            pl.col(c).cast(pl.Float64).fill_nan(None).is_null().cast(pl.Float32).alias(f"m{j}")
+            for j, c in enumerate(self.dense)
+        ]
+        return frame.select(exprs).to_numpy()
 
     def cat_matrix(self, frame: pl.DataFrame) -> np.ndarray:
         cols = []
