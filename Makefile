@@ -27,7 +27,7 @@ demo: install
 results: install
 	$(BIN)/hm-pipeline synth --scale small --seed 42
 	$(BIN)/hm-pipeline run --week all
-	$(BIN)/hm-pipeline evaluation-table --output benchmarks/evaluation-small.md
+	$(BIN)/hm-pipeline evaluation-table --output benchmarks/evaluation-small.md --readme README.md
 
 test: install
 	$(BIN)/pytest -q

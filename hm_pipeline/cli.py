@@ -265,6 +265,10 @@ def recommend(customer: str) -> None:
         )
 
 
+README_BEGIN = "<!-- results: written by hm-pipeline evaluation-table --readme README.md -->"
+README_END = "<!-- end of results -->"
+
+
 @main.command("evaluation-table")
 @click.option(
     "--output",
@@ -272,8 +276,15 @@ def recommend(customer: str) -> None:
     default=None,
     help="Also write the markdown to this file.",
 )
-def evaluation_table_command(output: Path | None) -> None:
-    """MAP@12 per validation week and method (from data/reports/evaluation_<week>.csv)."""
+@click.option(
+    "--readme",
+    type=click.Path(path_type=Path, exists=True),
+    default=None,
+    help="Also replace the results block of this README (between its two markers).",
+)
+def evaluation_table_command(output: Path | None, readme: Path | None) -> None:
+    """MAP@12, hit rate@12 and NDCG@12 per validation week and method (from
+    data/reports/evaluation_<week>.csv)."""
     from hm_pipeline.evaluation import weekly_map_table
     from hm_pipeline.settings import reports_dir
 
@@ -285,6 +296,13 @@ def evaluation_table_command(output: Path | None) -> None:
             f"# Evaluation on `{data_dir()}`\n\nWritten by `hm-pipeline evaluation-table "
             f"--output {output}` after `hm-pipeline run --week all`.\n\n{md}\n"
         )
+    if readme:
+        text = readme.read_text()
+        if README_BEGIN not in text or README_END not in text:
+            raise click.ClickException(f"{readme} has no results markers ({README_BEGIN})")
+        head, rest = text.split(README_BEGIN, 1)
+        _, tail = rest.split(README_END, 1)
+        readme.write_text(f"{head}{README_BEGIN}\n{md}\n{README_END}{tail}")
 
 
 def _summarize(result) -> None:

@@ -153,8 +153,9 @@ def summarize(by_week: pl.DataFrame) -> pl.DataFrame:
 
 
 def weekly_map_table(reports_dir) -> str:
-    """Markdown: MAP@12 of every method per validation week, with the mean and the mean
-    hit rate and NDCG, from the evaluation_<week>.csv files in `reports_dir`."""
+    """Markdown: MAP@12, hit rate@12 and NDCG@12 of every method per validation week (three
+    tables, each with the mean over the weeks), from the evaluation_<week>.csv files in
+    `reports_dir`; methods ordered by mean MAP@12."""
     from pathlib import Path
 
     files = sorted(Path(reports_dir).glob("evaluation_????-??-??.csv"))
@@ -167,18 +168,31 @@ def weekly_map_table(reports_dir) -> str:
         ],
         how="diagonal_relaxed",
     )
-    wide = by_week.pivot(on="week", index="method", values="map_at_12", sort_columns=True)
-    means = by_week.group_by("method").agg(
-        pl.col("map_at_12").mean().alias("mean MAP@12"),
-        pl.col("hit_rate_at_12").mean().alias("mean hit@12"),
-        pl.col("ndcg_at_12").mean().alias("mean NDCG@12"),
-        pl.col("recall_at_200").mean().alias("mean recall@200"),
+    order = (
+        by_week.group_by("method")
+        .agg(pl.col("map_at_12").mean().alias("_m"))
+        .sort("_m", descending=True)
+        .with_row_index("_o")
     )
-    table = wide.join(means, on="method").sort("mean MAP@12", descending=True)
-    return (
-        "MAP@12 by validation week (rows: methods; the oracle is the ceiling):\n\n"
-        + markdown_table(table)
-    )
+    parts = []
+    for col, title in [
+        ("map_at_12", "MAP@12"),
+        ("hit_rate_at_12", "hit rate@12"),
+        ("ndcg_at_12", "NDCG@12"),
+    ]:
+        wide = by_week.pivot(on="week", index="method", values=col, sort_columns=True)
+        mean = by_week.group_by("method").agg(pl.col(col).mean().alias("mean"))
+        table = (
+            wide.join(mean, on="method")
+            .join(order.select("method", "_o"), on="method")
+            .sort("_o")
+            .drop("_o")
+        )
+        parts.append(
+            f"{title} by validation week (rows: methods; the oracle is the ceiling):\n\n"
+            + markdown_table(table)
+        )
+    return "\n\n".join(parts)
 
 
 def weekly_methods(

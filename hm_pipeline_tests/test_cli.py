@@ -84,3 +84,25 @@ def test_progress_logger_prints_one_line_per_step(capsys) -> None:
     assert len(out) == 2
     assert "candidates_repurchase" in out[0] and "done" in out[0] and "1.25s" in out[0]
     assert "rankers" in out[1] and "FAILED" in out[1]
+
+
+def test_evaluation_table_rewrites_the_readme_block(tmp_path) -> None:
+    import polars as pl
+    from click.testing import CliRunner
+
+    from hm_pipeline.cli import README_BEGIN, README_END, main
+    from hm_pipeline.evaluation import EVALUATION_COLUMNS
+
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    row = dict.fromkeys(EVALUATION_COLUMNS, 0.25) | {"method": "ranker_lightgbm", "n_customers": 3}
+    pl.DataFrame([row]).write_csv(reports / "evaluation_2020-09-16.csv")
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{README_BEGIN}\nold table\n{README_END}\noutro\n")
+    out = CliRunner().invoke(
+        main, ["evaluation-table", "--readme", str(readme)], env={"HM_DATA_DIR": str(tmp_path)}
+    )
+    assert out.exit_code == 0, out.output
+    text = readme.read_text()
+    assert "old table" not in text and "| ranker_lightgbm | 0.2500 | 0.2500 |" in text
+    assert text.startswith("intro\n") and text.endswith("outro\n")

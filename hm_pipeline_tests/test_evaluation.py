@@ -92,6 +92,7 @@ def test_weekly_map_table_reads_only_week_files(tmp_path) -> None:
     )
     md = weekly_map_table(tmp_path)
     assert "| m | 0.5000 | 0.5000 | 0.5000 |" in md and "9.9" not in md and "summary" not in md
+    assert md.count("by validation week") == 3  # MAP@12, hit rate@12, NDCG@12
 
 
 def test_weekly_methods_add_the_blend_and_the_oracle() -> None:
