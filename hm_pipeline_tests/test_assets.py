@@ -11,7 +11,7 @@ import pytest
 from hm_pipeline import schema as S
 from hm_pipeline.definitions import all_assets, all_checks, build_defs
 from hm_pipeline.io_manager import ParquetIOManager
-from hm_pipeline.resources import ModelStore, RawFiles, Reports
+from hm_pipeline.resources import ModelStore, RawFiles, Reports, Warehouse
 from hm_pipeline_tests.conftest import run_dagster
 
 REPO = Path(__file__).resolve().parents[1]
@@ -23,6 +23,7 @@ def _resources(data: Path, **raw_files_config) -> dict:
         "raw_files": RawFiles(raw_dir=str(data / "raw"), **raw_files_config),
         "reports": Reports(reports_dir=str(data / "reports")),
         "model_store": ModelStore(models_dir=str(data / "models")),
+        "warehouse": Warehouse(path=str(data / "hm.duckdb")),
     }
 
 
