@@ -54,7 +54,9 @@ def test_run_materializes_through_the_instance(data_dir: Path) -> None:
     assert os.environ["DAGSTER_HOME"] == str(home)
     with dg.DagsterInstance.get() as instance:  # DAGSTER_HOME, as set by the CLI
         runs = instance.get_runs()
-        assert len(runs) == 1 and runs[0].tags["hm/week"] == "2020-09-16"
+        assert sorted(r.job_name for r in runs) == ["catalogue", *["weekly_pipeline"] * 3]
+        weeks = {r.tags.get("hm/week") for r in runs if r.job_name == "weekly_pipeline"}
+        assert weeks == {"2020-09-02", "2020-09-09", "2020-09-16"}
         assert instance.get_latest_materialization_event(dg.AssetKey("transactions")) is not None
 
 
