@@ -12,7 +12,7 @@ from hm_pipeline.candidates import REGISTRY
 from hm_pipeline.models.common import save_model
 from hm_pipeline.partitions import CALENDAR, weekly_partitions
 from hm_pipeline.ranking import dlrm, lgbm, training
-from hm_pipeline.ranking.features import FeatureInputs, build_features
+from hm_pipeline.ranking.features import FeatureInputs, build_features, feature_chunks
 from hm_pipeline.ranking.union import candidate_union
 from hm_pipeline.resources import ModelStore, Reports
 from hm_pipeline.weeks import parse_week
@@ -69,6 +69,19 @@ def ranker_candidates(
     return union
 
 
+def _inputs(week, transactions, articles, customers, customer_features, article_features, emb):
+    """What build_features needs for `week`, from the assets' inputs."""
+    return FeatureInputs(
+        cutoff=parse_week(week),
+        history=transactions,
+        articles=articles,
+        customers=customers,
+        customer_features=customer_features,
+        article_features=article_features,
+        embeddings={k: v.collect() for k, v in emb.items()},
+    )
+
+
 @dg.asset(
     group_name=GROUP,
     partitions_def=weekly_partitions,
@@ -90,14 +103,14 @@ def ranker_features(
     if not CALENDAR.has_labels(parse_week(context.partition_key)):
         context.add_output_metadata({"note": "prediction week: built by the rankers in chunks"})
         return pl.DataFrame()
-    inp = FeatureInputs(
-        cutoff=parse_week(context.partition_key),
-        history=transactions,
-        articles=articles,
-        customers=customers,
-        customer_features=customer_features,
-        article_features=article_features,
-        embeddings={k: v.collect() for k, v in embeddings.items()},
+    inp = _inputs(
+        context.partition_key,
+        transactions,
+        articles,
+        customers,
+        customer_features,
+        article_features,
+        embeddings,
     )
     table = build_features(ranker_candidates, inp)
     context.add_output_metadata({"columns": len(table.columns)})
@@ -189,22 +202,15 @@ def rankers(
     if now.height:
         top_lgb, top_dlrm = score(now)
     else:  # the prediction week: features built and scored a chunk of customers at a time
-        inp = FeatureInputs(
-            cutoff=parse_week(week),
-            history=transactions,
-            articles=articles,
-            customers=customers,
-            customer_features=customer_features,
-            article_features=article_features,
-            embeddings={k: v.collect() for k, v in embeddings.items()},
+        inp = _inputs(
+            week, transactions, articles, customers, customer_features, article_features, embeddings
         )
-        ids = ranker_candidates.select("customer_id").unique().sort("customer_id").collect()
         parts = []
-        for s in range(0, ids.height, config.chunk_customers):
-            chunk = ids["customer_id"][s : s + config.chunk_customers]
-            union = ranker_candidates.filter(pl.col("customer_id").is_in(chunk.implode()))
-            parts.append(score(build_features(union, inp)))
-            context.log.info(f"scored {min(s + config.chunk_customers, ids.height)}/{ids.height}")
+        for frame in feature_chunks(ranker_candidates, inp, config.chunk_customers):
+            parts.append(score(frame))
+            context.log.info(
+                f"scored {sum(p[0]['customer_id'].n_unique() for p in parts)} customers"
+            )
         top_lgb = pl.concat([p[0] for p in parts]) if parts else empty
         top_dlrm = pl.concat([p[1] for p in parts]) if parts else empty
 

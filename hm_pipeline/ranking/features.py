@@ -141,8 +141,9 @@ def _similarities(
     return out
 
 
-def build_features(union: pl.LazyFrame, inp: FeatureInputs, chunk: int = 20_000) -> pl.DataFrame:
-    """The feature table for `union`, customers in chunks of `chunk`."""
+def feature_chunks(union: pl.LazyFrame, inp: FeatureInputs, chunk: int = 20_000):
+    """The feature table for `union`, one frame per chunk of `chunk` customers (what the
+    prediction week scores without ever holding every customer's rows)."""
     cutoff = inp.cutoff
     hist = inp.history.filter(pl.col("t_dat") < cutoff)
     arts = inp.articles
@@ -165,8 +166,7 @@ def build_features(union: pl.LazyFrame, inp: FeatureInputs, chunk: int = 20_000)
     aextra = _article_extra(hist, cutoff).collect()
     recent = recent_purchases(hist, cutoff, 90, 20, 14.0).collect()
     customers = union.select("customer_id").unique().sort("customer_id").collect()["customer_id"]
-    parts = []
-    for s in range(0, max(len(customers), 1), chunk):
+    for s in range(0, len(customers), chunk):
         ids = customers[s : s + chunk]
         u = union.filter(pl.col("customer_id").is_in(ids.implode()))
         frame = (
@@ -195,6 +195,12 @@ def build_features(union: pl.LazyFrame, inp: FeatureInputs, chunk: int = 20_000)
             .collect()
         )
         sims = _similarities(frame, recent, inp.embeddings)
-        parts.append(frame.with_columns([pl.Series(k, v) for k, v in sims.items()]))
-    out = pl.concat(parts) if parts else pl.DataFrame()
-    return out.with_columns(pl.col(pl.Float64).cast(pl.Float32), pl.col(pl.UInt32).cast(pl.Int32))
+        yield frame.with_columns([pl.Series(k, v) for k, v in sims.items()]).with_columns(
+            pl.col(pl.Float64).cast(pl.Float32), pl.col(pl.UInt32).cast(pl.Int32)
+        )
+
+
+def build_features(union: pl.LazyFrame, inp: FeatureInputs, chunk: int = 20_000) -> pl.DataFrame:
+    """The whole feature table for `union` (built in chunks of `chunk` customers)."""
+    parts = list(feature_chunks(union, inp, chunk))
+    return pl.concat(parts) if parts else pl.DataFrame()
