@@ -195,6 +195,12 @@ def weekly_map_table(reports_dir) -> str:
     return "\n\n".join(parts)
 
 
+def without_history(labels: pl.DataFrame, history: pl.LazyFrame, week) -> pl.DataFrame:
+    """The rows of `labels` whose customer bought nothing before `week` (cold-start buyers)."""
+    before = history.filter(pl.col("t_dat") < week).select("customer_id").unique().collect()
+    return labels.join(before, on="customer_id", how="anti")
+
+
 def weekly_methods(
     candidates: dict[str, pl.DataFrame], oracle: pl.DataFrame | None = None
 ) -> dict[str, pl.DataFrame]:

@@ -108,3 +108,16 @@ def test_weekly_methods_add_the_blend_and_the_oracle() -> None:
     }
     assert methods["repurchase_then_popular"]["article_id"].to_list() == [10, 11]
     assert "oracle" not in weekly_methods(sources)
+
+
+def test_without_history_keeps_only_first_time_buyers() -> None:
+    from datetime import date
+
+    from hm_pipeline.evaluation import without_history
+
+    history = pl.DataFrame(
+        {"t_dat": [date(2020, 9, 1), date(2020, 9, 16)], "customer_id": [1, 2]}
+    ).lazy()
+    labels = pl.DataFrame({"customer_id": [1, 2, 3], "article_id": [10, 11, 12]})
+    # customer 2's only purchase is in the week itself: still cold
+    assert without_history(labels, history, date(2020, 9, 16))["customer_id"].to_list() == [2, 3]

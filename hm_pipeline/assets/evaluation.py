@@ -64,11 +64,7 @@ def evaluation_report(
     union = ranker_candidates.select("customer_id", "article_id").collect()
     recall = union_recall(union, labels)
     pl.DataFrame([recall]).write_csv(reports.path(f"union_recall_{week}.csv"))
-    cold_buyers = labels.join(
-        transactions.filter(pl.col("t_dat") < week).select("customer_id").unique().collect(),
-        on="customer_id",
-        how="anti",
-    )
+    cold_buyers = evaluation.without_history(labels, transactions, week)
     cold = evaluation.evaluation_table(
         {m: methods[m] for m in (*NON_PERSONAL, "ranker_lightgbm", "ranker_dlrm")},
         cold_buyers,
