@@ -64,6 +64,14 @@ def main() -> None:
     help="With --report: also write the table to this markdown file.",
 )
 @click.option("--force", is_flag=True, help="Overwrite a folder that holds non-synthetic files.")
+@click.option(
+    "--drops",
+    type=click.IntRange(0, 8),
+    default=0,
+    show_default=True,
+    help="Hold the final N weeks back as weekly drop files in <out>/upcoming/; moving one into "
+    "<out>/drops/ makes it arrive (the new-data sensor appends it).",
+)
 def synth(
     scale: str,
     seed: int,
@@ -71,6 +79,7 @@ def synth(
     report_dir: Path | None,
     output: Path | None,
     force: bool,
+    drops: int,
 ) -> None:
     """Generate a synthetic H&M world (or report on one with --report)."""
     if report_dir is not None:
@@ -98,12 +107,28 @@ def synth(
             f"{out} holds an articles.csv that is not a synthetic world (real data?); "
             "use another --out or --force to overwrite it"
         )
+    import shutil
+
+    from hm_pipeline.drops import DROPS_DIR, UPCOMING_DIR, split_final_weeks
+    from hm_pipeline.settings import CALENDAR_FILE
+
     t0 = time.monotonic()
     meta = generate_world(scale, seed, out, _Progress())
+    # a new world: the old one's drops and calendar state no longer apply
+    (out / CALENDAR_FILE).unlink(missing_ok=True)
+    for folder in (DROPS_DIR, UPCOMING_DIR):
+        shutil.rmtree(out / folder, ignore_errors=True)
     click.echo(
         f"synthetic world '{scale}' (seed {seed}) written to {out}: "
         f"{meta['n_transactions']:,} transactions in {time.monotonic() - t0:.1f}s"
     )
+    if drops:
+        files = split_final_weeks(out, drops)
+        click.echo(
+            f"the final {drops} week(s) held back as drops: "
+            + ", ".join(str(f.relative_to(out)) for f in files)
+            + f"; move one into {out / DROPS_DIR} to have it arrive"
+        )
 
 
 def _check_week(week: str) -> date:

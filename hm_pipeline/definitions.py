@@ -6,6 +6,7 @@ import dagster as dg
 
 from hm_pipeline.assets import (
     candidates,
+    drops,
     eda,
     embeddings,
     evaluation,
@@ -19,10 +20,12 @@ from hm_pipeline.io_manager import ParquetIOManager
 from hm_pipeline.partitions import weekly_partitions
 from hm_pipeline.progress import step_progress
 from hm_pipeline.resources import ModelStore, RawFiles, Reports, Warehouse
+from hm_pipeline.sensors import build_sensor
 from hm_pipeline.settings import data_dir, lake_dir, raw_dir, reports_dir
 
 MODULES = [
     raw,
+    drops,
     weekly,
     embeddings,
     candidates,
@@ -47,6 +50,13 @@ raw_job = dg.define_asset_job(
     selection=dg.AssetSelection.groups(raw.GROUP),
     description="Kaggle files -> typed tables",
 )
+append_drop_job = dg.define_asset_job(
+    "append_drop",
+    selection=dg.AssetSelection.assets(*drops.transaction_drops.keys),
+    partitions_def=drops.drop_partitions,
+    description="Validate one weekly drop of transactions (raw/drops/<name>.csv) and append it "
+    "to the transactions table; started by transaction_drop_sensor.",
+)
 WEEKLY = [
     key
     for a in all_assets
@@ -64,7 +74,8 @@ catalogue_job = dg.define_asset_job(
     "catalogue",
     selection=dg.AssetSelection.all()
     - dg.AssetSelection.assets(*WEEKLY)
-    - dg.AssetSelection.assets(*REPORTS),
+    - dg.AssetSelection.assets(*REPORTS)
+    - dg.AssetSelection.assets(*drops.transaction_drops.keys),
     description="Raw tables and the catalogue's embeddings (text, image, metadata): what every "
     "week reads and nothing recomputes per week.",
 )
@@ -82,11 +93,18 @@ reports_job = dg.define_asset_job(
     "NeuMF under each negative strategy.",
 )
 
+weekly_schedule = dg.build_schedule_from_partitioned_job(
+    weekly_pipeline,
+    name="weekly_pipeline_schedule",
+    description="Each Wednesday, the week that has just completed (the newest partition).",
+)
+drop_sensor = build_sensor(weekly_partitions, [append_drop_job, weekly_pipeline, reports_job])
+
 
 def resources() -> dict:
     """Resources pointing at $HM_DATA_DIR (default ./data)."""
     return {
-        "io_manager": ParquetIOManager(base_dir=str(lake_dir())),
+        "io_manager": ParquetIOManager(base_dir=str(lake_dir()), raw_dir=str(raw_dir())),
         "raw_files": RawFiles(raw_dir=str(raw_dir())),
         "reports": Reports(reports_dir=str(reports_dir())),
         "model_store": ModelStore(models_dir=str(data_dir() / "models")),
@@ -100,7 +118,9 @@ def build_defs() -> dg.Definitions:
     return dg.Definitions(
         assets=all_assets,
         asset_checks=all_checks,
-        jobs=[raw_job, catalogue_job, weekly_pipeline, reports_job],
+        jobs=[raw_job, catalogue_job, weekly_pipeline, reports_job, append_drop_job],
+        schedules=[weekly_schedule],
+        sensors=[drop_sensor],
         resources=resources(),
         executor=dg.multiprocess_executor.configured({"max_concurrent": 2}),
         # the console logger for the UI and `dagster` commands; the CLI picks step_progress

@@ -4,6 +4,10 @@ Outputs may be a DataFrame (written) or a LazyFrame (streamed). Inputs are loade
 LazyFrame unless the input is annotated `pl.DataFrame`; an input spanning several partitions
 is a dict keyed by partition. Row count and column schema are
 attached to every materialization so they show in the UI.
+
+Appendable tables: `transactions` is read as the ingested file followed by every weekly drop
+that the raw folder's calendar state records as appended (`transaction_drops/<name>.parquet`),
+so a drop never rewrites the history already written.
 """
 
 from __future__ import annotations
@@ -14,6 +18,9 @@ import dagster as dg
 import polars as pl
 
 from hm_pipeline.lake import write_parquet_atomic
+from hm_pipeline.settings import calendar_state
+
+APPENDED = {"transactions": "transaction_drops"}  # table -> the partitioned asset appended to it
 
 
 def table_schema(schema: pl.Schema) -> dg.TableSchema:
@@ -28,6 +35,22 @@ class ParquetIOManager(dg.ConfigurableIOManager):
     `<base_dir>/<asset key path>/<partition key>.parquet` when partitioned."""
 
     base_dir: str
+    raw_dir: str = ""  # where the calendar state lists the appended drops ("" = none)
+
+    def appended(self, asset_key: dg.AssetKey) -> list[Path]:
+        """The files appended to an appendable table, in the order they were appended."""
+        name = APPENDED.get(asset_key.to_user_string())
+        if name is None or not self.raw_dir:
+            return []
+        drops = sorted(calendar_state(Path(self.raw_dir))["drops"])
+        files = [self.path_for(dg.AssetKey(name), d) for d in drops]
+        missing = [str(f) for f in files if not f.exists()]
+        if missing:
+            raise FileNotFoundError(
+                f"{asset_key.to_user_string()}: the calendar state lists drops whose table is "
+                f"missing: {missing}; re-materialize {name} for them"
+            )
+        return files
 
     def path_for(self, asset_key: dg.AssetKey, partition_key: str | None = None) -> Path:
         """Where an asset (partition) lives."""
@@ -72,6 +95,10 @@ class ParquetIOManager(dg.ConfigurableIOManager):
                 raise FileNotFoundError(
                     f"{key.to_user_string()}: {path} does not exist; materialize it first"
                 )
+            paths = [path, *self.appended(key)]
+            if len(paths) > 1:
+                frame = pl.scan_parquet(paths)
+                return frame.collect() if eager else frame
             return pl.read_parquet(path) if eager else pl.scan_parquet(path)
 
         if context.has_asset_partitions:

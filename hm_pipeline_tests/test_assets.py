@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def _resources(data: Path, **raw_files_config) -> dict:
     return {
-        "io_manager": ParquetIOManager(base_dir=str(data / "lake")),
+        "io_manager": ParquetIOManager(base_dir=str(data / "lake"), raw_dir=str(data / "raw")),
         "raw_files": RawFiles(raw_dir=str(data / "raw"), **raw_files_config),
         "reports": Reports(reports_dir=str(data / "reports")),
         "model_store": ModelStore(models_dir=str(data / "models")),
