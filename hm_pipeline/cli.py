@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -11,7 +12,13 @@ from pathlib import Path
 import click
 
 from hm_pipeline.bench import TARGETS
-from hm_pipeline.settings import CALENDAR_END, CALENDAR_START, data_dir, raw_dir
+from hm_pipeline.settings import (
+    CALENDAR_END,
+    CALENDAR_START,
+    DATA_DIR_ENV,
+    data_dir,
+    raw_dir,
+)
 
 
 class _Progress:
@@ -165,6 +172,7 @@ def run(week: str, refresh_catalogue: bool) -> None:
     weeks = [str(w) for w in CALENDAR.partition_weeks] if week == "all" else [week]
     for w in weeks:
         _check_week(w)
+    _writable(data_dir())
     from hm_pipeline.instance import ensure_dagster_home
 
     home = ensure_dagster_home()
@@ -346,6 +354,81 @@ def _summarize(result) -> None:
                 err=True,
             )
     click.echo(f"  {'run succeeded' if result.success else 'run failed'}: {mats} materializations")
+
+
+def _writable(folder: Path) -> Path:
+    """The folder, created if needed, after a probe write: an unwritable or full data folder
+    is a one-line error here rather than a traceback from inside a step."""
+    probe = folder / f".write-probe-{os.getpid()}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(probe, "wb") as fh:
+            fh.write(b"\0" * 4096)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as exc:
+        raise click.ClickException(
+            f"the data folder {folder} is not writable: {exc.strerror or exc} "
+            f"(set {DATA_DIR_ENV} to a writable folder with free space)"
+        ) from exc
+    finally:
+        with contextlib.suppress(OSError):
+            probe.unlink()
+    return folder
+
+
+@main.command("lake-check")
+@click.option("--repair", is_flag=True, help="Re-materialize every damaged table (partition).")
+def lake_check(repair: bool) -> None:
+    """Verify every lake file against the checksum written with it; with --repair,
+    re-materialize the damaged ones through Dagster (recorded in the instance)."""
+    from hm_pipeline.lake import scan
+    from hm_pipeline.settings import lake_dir
+
+    damaged = scan(lake_dir())
+    for d in damaged:
+        part = f" [{d.partition}]" if d.partition else ""
+        click.echo(f"DAMAGED {d.asset}{part}: {d.path} ({d.problem})")
+    if not damaged:
+        click.echo(f"lake {lake_dir()}: every file matches its checksum")
+        return
+    if not repair:
+        raise click.ClickException(
+            f"{len(damaged)} damaged file(s); `hm-pipeline lake-check --repair` regenerates them"
+        )
+    _writable(data_dir())
+    from hm_pipeline.instance import ensure_dagster_home
+
+    ensure_dagster_home()
+    import dagster as dg
+
+    from hm_pipeline.definitions import build_defs
+
+    defs = build_defs()
+    job = defs.resolve_implicit_global_asset_job_def()
+    by_partition: dict[str | None, set[str]] = {}
+    for d in damaged:
+        by_partition.setdefault(d.partition, set()).add(d.asset)
+    ok = True
+    with dg.DagsterInstance.get() as instance:
+        # unpartitioned tables first: partitioned ones may read them
+        for partition in sorted(by_partition, key=lambda p: (p is not None, p or "")):
+            keys = dg.AssetSelection.assets(*sorted(by_partition[partition]))
+            selection = keys.required_multi_asset_neighbors().resolve(defs.resolve_asset_graph())
+            click.echo(f"repairing {sorted(by_partition[partition])} [{partition or '-'}]:")
+            result = job.execute_in_process(
+                instance=instance,
+                partition_key=partition,
+                asset_selection=sorted(selection),
+                raise_on_error=False,
+                run_config=QUIET,
+            )
+            _summarize(result)
+            ok &= result.success
+    left = scan(lake_dir())
+    if not ok or left:
+        raise click.ClickException(f"repair incomplete: {len(left)} damaged file(s) left")
+    click.echo(f"repaired {len(damaged)} file(s)")
 
 
 @main.command()

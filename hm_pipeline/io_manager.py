@@ -17,7 +17,7 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from hm_pipeline.lake import write_parquet_atomic
+from hm_pipeline.lake import check_readable, write_parquet_atomic
 from hm_pipeline.settings import calendar_state
 
 APPENDED = {"transactions": "transaction_drops"}  # table -> the partitioned asset appended to it
@@ -96,6 +96,8 @@ class ParquetIOManager(dg.ConfigurableIOManager):
                     f"{key.to_user_string()}: {path} does not exist; materialize it first"
                 )
             paths = [path, *self.appended(key)]
+            for p in paths:
+                check_readable(p, key.to_user_string())
             if len(paths) > 1:
                 frame = pl.scan_parquet(paths)
                 return frame.collect() if eager else frame
