@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export HM_DATA_DIR ?= $(CURDIR)/data
 
-.PHONY: install demo results test lint format dev bench clean
+.PHONY: install system-deps demo results test lint format dev bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,6 +13,10 @@ $(BIN)/.installed: pyproject.toml
 	touch $@
 
 install: $(BIN)/.installed
+
+# Debian's chromium and PostgreSQL for the UI and team-deployment tests (root; else skipped)
+system-deps:
+	bash scripts/system-deps.sh
 
 # the small world and the prediction week, with what it needs (the last validation week for
 # choosing by validation, the weeks the rankers learn from): final recommendations,
@@ -29,7 +33,7 @@ results: install
 	$(BIN)/hm-pipeline run --week all
 	$(BIN)/hm-pipeline evaluation-table --output benchmarks/evaluation-small.md --readme README.md
 
-test: install
+test: install system-deps
 	$(BIN)/pytest -q
 
 lint: install

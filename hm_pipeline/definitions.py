@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import dagster as dg
 
 from hm_pipeline.assets import (
@@ -112,6 +114,29 @@ def resources() -> dict:
     }
 
 
+def executor() -> dg.ExecutorDefinition:
+    """The executor, chosen by configuration: HM_EXECUTOR=multiprocess (default; two steps at
+    a time on two cores, heavy steps one at a time through their pools), in_process, or dask
+    (steps as tasks on the dask cluster at HM_DASK_ADDRESS, or a local one of two worker
+    processes). Run config (`execution: config:`) tunes the chosen one further."""
+    kind = os.environ.get("HM_EXECUTOR", "multiprocess")
+    if kind == "multiprocess":
+        return dg.multiprocess_executor.configured({"max_concurrent": 2})
+    if kind == "in_process":
+        return dg.in_process_executor
+    if kind == "dask":
+        from hm_pipeline.dask_engine import dask_executor
+
+        address = os.environ.get("HM_DASK_ADDRESS")
+        cluster = (
+            {"existing": {"address": address}}
+            if address
+            else {"local": {"n_workers": 2, "threads_per_worker": 1}}
+        )
+        return dask_executor.configured({"cluster": cluster})
+    raise ValueError(f"HM_EXECUTOR={kind!r}: use multiprocess, in_process or dask")
+
+
 def build_defs() -> dg.Definitions:
     """The Definitions, with resources read from the environment now (tests and the CLI call
     this after setting HM_DATA_DIR)."""
@@ -122,7 +147,7 @@ def build_defs() -> dg.Definitions:
         schedules=[weekly_schedule],
         sensors=[drop_sensor],
         resources=resources(),
-        executor=dg.multiprocess_executor.configured({"max_concurrent": 2}),
+        executor=executor(),
         # the console logger for the UI and `dagster` commands; the CLI picks step_progress
         loggers={"console": dg.colored_console_logger, "step_progress": step_progress},
     )
