@@ -28,7 +28,9 @@ def materialized(tiny_world: Path, tmp_path_factory: pytest.TempPathFactory):
     mp = pytest.MonkeyPatch()
     mp.setenv("HM_DATA_DIR", str(data))
     defs = build_defs()
-    instance = dg.DagsterInstance.ephemeral()
+    # a persistent instance, so the UI test can open what these runs recorded
+    (data / "dagster_home").mkdir()
+    instance = dg.DagsterInstance.local_temp(str(data / "dagster_home"))
     results = {
         "catalogue": defs.resolve_job_def("catalogue").execute_in_process(
             instance=instance, raise_on_error=False
@@ -50,7 +52,8 @@ def materialized(tiny_world: Path, tmp_path_factory: pytest.TempPathFactory):
         instance=instance, raise_on_error=False
     )
     mp.undo()
-    return data, results
+    yield data, results
+    instance.dispose()
 
 
 def test_runs_succeed(materialized) -> None:
@@ -214,3 +217,59 @@ def test_learned_sources_keep_their_weights_in_the_model_store(materialized) -> 
         config = json.loads((folder / "config.json").read_text())
         assert config["week"] == WEEK and config["source"] == name and config["losses"]
     assert not list((data / "lake").rglob("*neumf*model*"))  # nothing pickled into the lake
+
+
+def test_the_ui_shows_the_graph_and_renders_the_evaluation(materialized) -> None:
+    """`dagster dev` on the instance the runs above recorded, opened in headless Chromium: every
+    group's lineage lists its assets, and the evaluation summary's markdown table and plot
+    render. Screenshots go to the data folder's reports/ and the repo's data/reports/."""
+    from hm_pipeline_tests.ui import CHROMIUM_FLAGS, chromium, dagster_dev, dismiss_newsletter
+
+    playwright = pytest.importorskip("playwright.sync_api")
+    data, _ = materialized
+    browser_path = chromium()
+    groups: dict[str, set[str]] = {}
+    for node in build_defs().resolve_asset_graph().asset_nodes:
+        if node.is_materializable:
+            groups.setdefault(node.group_name, set()).add(node.key.to_user_string())
+    shots = [data / "reports", REPO / "data" / "reports"]
+    with (
+        dagster_dev(data / "dagster_home", data) as url,
+        playwright.sync_playwright() as pw,
+    ):
+        browser = pw.chromium.launch(executable_path=browser_path, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1600, "height": 2400})
+        page.set_default_timeout(60_000)
+        group_url = f"{url}/locations/hm_pipeline.definitions/asset-groups"
+        page.goto(f"{group_url}/evaluation")  # the lineage graph of one group
+        dismiss_newsletter(page)
+        page.get_by_text("evaluation_summary", exact=True).first.wait_for()
+        for folder in shots:
+            folder.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=folder / "ui_asset_graph.png")
+        for group, assets in sorted(groups.items()):  # every group's assets, as a list
+            page.goto(f"{group_url}/{group}/list")
+            page.get_by_text(min(assets), exact=True).first.wait_for()
+            page.wait_for_timeout(500)
+            shown = {line.strip() for line in page.inner_text("body").splitlines()}
+            assert assets <= shown, (group, sorted(assets - shown))
+        page.goto(f"{url}/assets/evaluation_summary")
+        page.get_by_text("[Show Markdown]").first.wait_for()
+        dismiss_newsletter(page)
+        page.get_by_text("[Show Markdown]").first.click()
+        dialog = page.get_by_role("dialog")
+        table = dialog.locator("table").first
+        table.wait_for()
+        rows = table.locator("tr").all_inner_texts()
+        assert any(r.split()[0] == "oracle" for r in rows[1:])
+        assert any(r.split()[0] == "ranker_lightgbm" for r in rows[1:])
+        page.wait_for_function(
+            "() => { const i = document.querySelector('[role=dialog] img');"
+            " return i && i.complete && i.naturalWidth > 100 }"
+        )
+        src = dialog.locator("img").first.get_attribute("src")
+        assert src.startswith("data:image/png;base64,")
+        for folder in shots:
+            page.screenshot(path=folder / "ui_evaluation_summary.png")
+        browser.close()
+    assert (data / "reports" / "ui_evaluation_summary.png").stat().st_size > 10_000
