@@ -1,0 +1,56 @@
+"""Operations users run: the weekly schedule and a backfill over the validation weeks from the
+CLI (`dagster job backfill`, the README's command)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import dagster as dg
+
+from hm_pipeline.definitions import build_defs
+from hm_pipeline.partitions import CALENDAR
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_the_schedule_runs_the_week_that_just_completed() -> None:
+    schedule = build_defs().resolve_schedule_def("weekly_pipeline_schedule")
+    assert schedule.cron_schedule == "0 0 * * 3"  # Wednesdays, when a week ends
+    assert schedule.job_name == "weekly_pipeline"
+    for now, week in [
+        (datetime(2020, 9, 23, 0, 5), "2020-09-16"),
+        (datetime(2020, 9, 16, 0, 5), "2020-09-09"),
+        (datetime(2020, 9, 30, 0, 5), "2020-09-23"),
+    ]:
+        ctx = dg.build_schedule_context(scheduled_execution_time=now)
+        (request,) = schedule.evaluate_tick(ctx).run_requests
+        assert request.partition_key == week
+
+
+def test_backfill_over_the_validation_weeks_from_the_cli(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copyfile(REPO / "dagster.yaml", home / "dagster.yaml")
+    weeks = [str(w) for w in CALENDAR.validation_weeks]
+    env = os.environ | {"DAGSTER_HOME": str(home), "HM_DATA_DIR": str(tmp_path / "data")}
+    out = subprocess.run(
+        [str(Path(sys.executable).parent / "dagster"), "job", "backfill", "-m",
+         "hm_pipeline.definitions", "-j", "weekly_pipeline", "--from", weeks[0], "--to",
+         weeks[-1], "--noprompt"],
+        cwd=REPO, env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        (backfill,) = instance.get_backfills()
+        assert list(backfill.partition_names) == weeks
+        runs = instance.get_runs()
+        # queued for the daemon (`dagster dev`), one run per week, all of the weekly job
+        assert sorted(r.tags["dagster/partition"] for r in runs) == weeks
+        assert {r.job_name for r in runs} == {"weekly_pipeline"}
+        assert {r.status for r in runs} == {dg.DagsterRunStatus.QUEUED}
+        assert {r.tags["dagster/backfill"] for r in runs} == {backfill.backfill_id}
