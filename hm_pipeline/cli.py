@@ -241,6 +241,8 @@ def run(week: str, refresh_catalogue: bool) -> None:
             _summarize(result)
             ok &= result.success
             done.add(w)
+        if ok and str(CALENDAR.prediction_week) in weeks:
+            ok &= _predict_shards(defs, instance)
         if week == "all" and ok:
             click.echo("reports:")
             result = defs.resolve_job_def("reports").execute_in_process(
@@ -264,6 +266,25 @@ def run(week: str, refresh_catalogue: bool) -> None:
 
 
 QUIET = {"loggers": {"step_progress": {}}}  # one line per step instead of Dagster's debug log
+
+
+def _predict_shards(defs, instance) -> bool:
+    """The prediction week's customers, one shard per run (what a backfill over the
+    `prediction` job spreads across workers)."""
+    from hm_pipeline.ranking.shards import shard_keys
+
+    job = defs.resolve_job_def("prediction")
+    ok = True
+    for shard in shard_keys():
+        click.echo(f"prediction shard {shard}:")
+        result = job.execute_in_process(
+            instance=instance, partition_key=shard, raise_on_error=False, run_config=QUIET
+        )
+        _summarize(result)
+        ok &= result.success
+        if not ok:
+            break
+    return ok
 
 
 def _missing_training_weeks(week: str, planned: list[str], done: set[str]) -> list[str]:
@@ -445,7 +466,7 @@ def dev(port: int) -> None:
 
 
 @main.command()
-@click.argument("what", type=click.Choice(sorted(TARGETS)))
+@click.argument("what", type=click.Choice([*sorted(TARGETS), "e2e"]))
 @click.option(
     "--scale",
     type=click.Choice(["tiny", "small", "medium", "full"]),
@@ -466,10 +487,27 @@ def dev(port: int) -> None:
     show_default=True,
 )
 def bench(what: str, scale: str, seed: int, workdir: Path | None, results: Path) -> None:
-    """Time one stage in a child process and record wall time and peak RSS in the results file."""
+    """Time one stage in a child process and record wall time and peak RSS in the results file.
+    `e2e`: everything from synthesis to the final recommendations, one child per step, written
+    to benchmarks/e2e-<scale>.md."""
     from hm_pipeline.bench import run_benchmark
 
     workdir = workdir or data_dir() / f"bench-{scale}"
+    if what == "e2e":
+        from hm_pipeline.bench import BENCH_WEEK
+        from hm_pipeline.e2e import run as run_e2e
+
+        out = results.parent / f"e2e-{scale}.md"
+        if workdir.exists():  # from scratch: no lake, models or reports of an earlier run
+            import shutil
+
+            for sub in ("lake", "models", "reports", "hm.duckdb"):
+                p = workdir / sub
+                shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+        rows = run_e2e(scale, seed, BENCH_WEEK, workdir, out)
+        total = sum(r["wall_s"] for r in rows)
+        click.echo(f"e2e at scale {scale}: {total / 60:.1f} min over {len(rows)} steps -> {out}")
+        return
     row = run_benchmark(what, scale, seed, workdir, results)
     click.echo(
         f"{what} at scale {scale}: {row['wall_s']:.1f}s, peak RSS {row['peak_rss_gb']:.2f} GB "
@@ -527,17 +565,21 @@ def oracle(raw_path: Path | None, week: str, sample: int, seed: int, output: Pat
 )
 @click.option("--week", default=None, help="The partition, named by its Wednesday (weekly assets).")
 @click.option(
+    "--partition", default=None, help="Any partition key (a week, or a shard like 00-of-04)."
+)
+@click.option(
     "--select",
     "selection",
     required=True,
     help="Comma-separated asset keys or groups (group:NAME).",
 )
-def materialize(data_path: Path, week: str | None, selection: str) -> None:
-    """Materialize some assets (of one week) on a throwaway instance, with each step's time."""
+def materialize(data_path: Path, week: str | None, partition: str | None, selection: str) -> None:
+    """Materialize some assets (of one partition) on a throwaway instance."""
     import dagster as dg
 
     if week is not None:
         _check_week(week)
+    week = week or partition
     parts = [p.strip() for p in selection.split(",") if p.strip()]
     sel = dg.AssetSelection.assets(*[p for p in parts if not p.startswith("group:")])
     for p in parts:
@@ -560,7 +602,7 @@ def _materialize_throwaway(
     result = dg.materialize(
         [*all_assets, *all_checks],
         resources={
-            "io_manager": ParquetIOManager(base_dir=str(lake)),
+            "io_manager": ParquetIOManager(base_dir=str(lake), raw_dir=str(raw)),
             "raw_files": RawFiles(raw_dir=str(raw)),
             "reports": Reports(reports_dir=str(reports)),
             "model_store": ModelStore(models_dir=str(reports.parent / "models")),

@@ -77,7 +77,8 @@ catalogue_job = dg.define_asset_job(
     selection=dg.AssetSelection.all()
     - dg.AssetSelection.assets(*WEEKLY)
     - dg.AssetSelection.assets(*REPORTS)
-    - dg.AssetSelection.assets(*drops.transaction_drops.keys),
+    - dg.AssetSelection.assets(*drops.transaction_drops.keys)
+    - dg.AssetSelection.assets(ranking.prediction_scores),
     description="Raw tables and the catalogue's embeddings (text, image, metadata): what every "
     "week reads and nothing recomputes per week.",
 )
@@ -87,6 +88,13 @@ weekly_pipeline = dg.define_asset_job(
     partitions_def=weekly_partitions,
     description="Everything partitioned by week, for one week (`hm-pipeline run --week`); "
     "reads the catalogue job's assets.",
+)
+prediction_job = dg.define_asset_job(
+    "prediction",
+    selection=dg.AssetSelection.assets(ranking.prediction_scores),
+    partitions_def=ranking.customer_shards,
+    description="Both rankers' lists for one shard of the prediction week's customers; a "
+    "backfill over the shards spreads them across workers (then `reports` gathers them).",
 )
 reports_job = dg.define_asset_job(
     "reports",
@@ -100,7 +108,9 @@ weekly_schedule = dg.build_schedule_from_partitioned_job(
     name="weekly_pipeline_schedule",
     description="Each Wednesday, the week that has just completed (the newest partition).",
 )
-drop_sensor = build_sensor(weekly_partitions, [append_drop_job, weekly_pipeline, reports_job])
+drop_sensor = build_sensor(
+    weekly_partitions, [append_drop_job, weekly_pipeline, prediction_job, reports_job]
+)
 
 
 def resources() -> dict:
@@ -143,7 +153,14 @@ def build_defs() -> dg.Definitions:
     return dg.Definitions(
         assets=all_assets,
         asset_checks=all_checks,
-        jobs=[raw_job, catalogue_job, weekly_pipeline, reports_job, append_drop_job],
+        jobs=[
+            raw_job,
+            catalogue_job,
+            weekly_pipeline,
+            prediction_job,
+            reports_job,
+            append_drop_job,
+        ],
         schedules=[weekly_schedule],
         sensors=[drop_sensor],
         resources=resources(),

@@ -24,6 +24,7 @@ from hm_pipeline.weeks import Calendar
 
 APPEND_JOB = "append_drop"
 WEEKLY_JOB = "weekly_pipeline"
+PREDICTION_JOB = "prediction"
 REPORTS_JOB = "reports"
 
 
@@ -82,7 +83,15 @@ def build_sensor(
             dg.RunRequest(run_key=f"stale:{w}:{last_day}", job_name=WEEKLY_JOB, partition_key=w)
             for w in ready
         ]
-        if reports:
+        if reports:  # the new prediction week's shards, then the reports that gather them
+            from hm_pipeline.ranking.shards import shard_keys
+
+            requests += [
+                dg.RunRequest(
+                    run_key=f"predict:{s}:{last_day}", job_name=PREDICTION_JOB, partition_key=s
+                )
+                for s in shard_keys()
+            ]
             requests.append(dg.RunRequest(run_key=f"reports:{last_day}", job_name=REPORTS_JOB))
         if cursor["pending"]:
             context.log.info(

@@ -155,9 +155,12 @@ def test_sensor_appends_a_drop_and_requests_the_stale_weeks(
     result = sensor(ctx)
     requested = [(r.job_name, r.partition_key) for r in result.run_requests]
     # this process loaded the Kaggle calendar, which already knows both weeks
+    from hm_pipeline.ranking.shards import shard_keys
+
     assert requested == [
         ("weekly_pipeline", "2020-09-09"),
         ("weekly_pipeline", "2020-09-16"),
+        *[("prediction", s) for s in shard_keys()],
         ("reports", None),
     ]
     assert json.loads(result.cursor)["handled"] == [DROP1]

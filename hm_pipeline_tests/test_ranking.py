@@ -77,19 +77,21 @@ def week_features(tiny_tables, tiny_catalogue_embeddings):
             article_features(txs.lazy(), cust.lazy(), WEEK),
             {k: v for k, v in emb.items() if k != "image_embeddings"},
         )
-        return build_features(candidate_union(srcs, 20), inp, chunk=97)
+        union = candidate_union(srcs, 20)
+        return build_features(union, inp, chunk=97), union, inp
 
-    return build(tx), build(tx.filter(pl.col("t_dat") < WEEK))
+    full, union, inp = build(tx)
+    return full, build(tx.filter(pl.col("t_dat") < WEEK))[0], union, inp
 
 
 def test_features_see_nothing_of_the_week(week_features) -> None:
-    full, truncated = week_features
+    full, truncated, _, _ = week_features
     assert full.height > 0
     assert full.equals(truncated)
 
 
 def test_feature_table_columns(week_features) -> None:
-    full, _ = week_features
+    full, *_ = week_features
     dense, cats = feature_columns(full)
     assert set(cats) <= set(CATEGORICALS) and len(cats) >= 10
     for col in [
@@ -188,3 +190,40 @@ def test_union_cap_keeps_the_best_ranked() -> None:
     u = candidate_union({"a": a, "b": b}, per_source=3, max_per_customer=2).collect()
     # rank 1 in some source: 10 (a) and 12 (b; found by two sources)
     assert u["article_id"].to_list() == [10, 12]
+
+
+def test_shards_split_the_customers_and_score_as_one_piece(week_features) -> None:
+    from hm_pipeline.ranking.shards import parse_shard, score_shard, shard_keys
+
+    _, _, union, inp = week_features
+    scorers = {  # any deterministic function of the features
+        "a": lambda f: (
+            f["ca_article_count"].fill_null(0).to_numpy() + f["sim_text"].fill_null(0).to_numpy()
+        ),
+        "b": lambda f: -f["article_id"].to_numpy().astype(float),
+    }
+    whole = score_shard(union, inp, scorers, "00-of-01", k=12, chunk=50)
+    parts = [score_shard(union, inp, scorers, key, k=12, chunk=7) for key in shard_keys(3)]
+    customers = [set(p["customer_id"]) for p in parts]
+    assert all(customers) and not (customers[0] & customers[1] or customers[1] & customers[2])
+    for key, part in zip(shard_keys(3), parts, strict=True):
+        index, count = parse_shard(key)
+        assert (part["customer_id"] % count == index).all()
+    order = ["ranker", "customer_id", "rank"]
+    assert pl.concat(parts).sort(order).equals(whole.sort(order))
+    assert set(whole["ranker"]) == {"a", "b"}
+    assert whole["customer_id"].n_unique() == union.select("customer_id").unique().collect().height
+    with pytest.raises(ValueError, match="does not exist"):
+        parse_shard("04-of-04")
+
+
+def test_dlrm_restored_from_the_model_store_scores_the_same(tmp_path) -> None:
+    train, valid, test = (_planted(200, s, w) for s, w in [(0, "a"), (1, "b"), (2, "c")])
+    cfg = dlrm.DLRMConfig(epochs=1, batch_size=512)
+    model, prep, info = dlrm.train_dlrm(train, valid, cfg)
+    dlrm.save_dlrm(tmp_path / "dlrm", model, prep, cfg, info)
+    restored, prep2 = dlrm.load_dlrm(tmp_path / "dlrm")
+    assert prep2.dense == prep.dense and prep2.cats == prep.cats
+    np.testing.assert_array_equal(
+        dlrm.predict(model, prep, test), dlrm.predict(restored, prep2, test)
+    )

@@ -48,6 +48,12 @@ def materialized(tiny_world: Path, tmp_path_factory: pytest.TempPathFactory):
         week: weekly.execute_in_process(partition_key=week, instance=instance, raise_on_error=False)
         for week in (WEEK, "2020-09-23")
     }
+    from hm_pipeline.ranking.shards import shard_keys
+
+    for shard in shard_keys():
+        results[shard] = defs.resolve_job_def("prediction").execute_in_process(
+            partition_key=shard, instance=instance, raise_on_error=False
+        )
     results["reports"] = defs.resolve_job_def("reports").execute_in_process(
         instance=instance, raise_on_error=False
     )

@@ -9,10 +9,10 @@ import polars as pl
 
 from hm_pipeline import plots
 from hm_pipeline.candidates import REGISTRY
-from hm_pipeline.models.common import save_model
 from hm_pipeline.partitions import CALENDAR, weekly_partitions
 from hm_pipeline.ranking import dlrm, lgbm, training
-from hm_pipeline.ranking.features import FeatureInputs, build_features, feature_chunks
+from hm_pipeline.ranking.features import FeatureInputs, build_features
+from hm_pipeline.ranking.shards import N_SHARDS, score_shard, shard_keys
 from hm_pipeline.ranking.union import candidate_union
 from hm_pipeline.resources import ModelStore, Reports
 from hm_pipeline.weeks import parse_week
@@ -201,18 +201,14 @@ def rankers(
     now = ranker_features[week].collect()
     if now.height:
         top_lgb, top_dlrm = score(now)
-    else:  # the prediction week: features built and scored a chunk of customers at a time
-        inp = _inputs(
-            week, transactions, articles, customers, customer_features, article_features, embeddings
-        )
-        parts = []
-        for frame in feature_chunks(ranker_candidates, inp, config.chunk_customers):
-            parts.append(score(frame))
-            context.log.info(
-                f"scored {sum(p[0]['customer_id'].n_unique() for p in parts)} customers"
-            )
-        top_lgb = pl.concat([p[0] for p in parts]) if parts else empty
-        top_dlrm = pl.concat([p[1] for p in parts]) if parts else empty
+    else:  # the prediction week: prediction_scores scores it, one customer shard at a time
+        top_lgb, top_dlrm = empty, empty
+        for name in ("ranker_lightgbm", "ranker_dlrm"):
+            context.add_output_metadata(
+                {"note": f"{week} is the prediction week: prediction_scores ranks its customers "
+                 f"in {N_SHARDS} shards with the model trained here"},
+                output_name=name,
+            )  # fmt: skip
 
     folder = model_store.folder("ranker_lightgbm", week)
     folder.mkdir(parents=True, exist_ok=True)
@@ -221,14 +217,7 @@ def rankers(
     png = plots.feature_importance(
         lgb_info["importance_gain"], reports.path(f"ranker_importance_{week}.png")
     )
-    save_model(
-        model_store.folder("ranker_dlrm", week),
-        model,
-        {"config": dcfg.to_dict(), "dense": prep.dense, "cats": prep.cats, **dlrm_info},
-        mean=prep.mean,
-        std=prep.std,
-        **{f"vocab_{c}": v for c, v in zip(prep.cats, prep.vocab, strict=True)},
-    )
+    dlrm.save_dlrm(model_store.folder("ranker_dlrm", week), model, prep, dcfg, dlrm_info)
     context.add_output_metadata(
         {
             "training": dg.MetadataValue.json(
@@ -245,3 +234,65 @@ def rankers(
         {"training": dg.MetadataValue.json(dlrm_info)}, output_name="ranker_dlrm"
     )
     return top_lgb, top_dlrm
+
+
+customer_shards = dg.StaticPartitionsDefinition(shard_keys())
+PREDICTION = dg.SpecificPartitionsPartitionMapping([str(CALENDAR.prediction_week)])
+
+
+@dg.asset(
+    group_name=GROUP,
+    partitions_def=customer_shards,
+    ins={
+        **EMBEDDING_INS,
+        **{
+            name: dg.AssetIn(partition_mapping=PREDICTION)
+            for name in (
+                "ranker_candidates",
+                "customer_features",
+                "article_features",
+                "copurchase_embeddings",
+            )
+        },
+    },
+    deps=[dg.AssetDep(name, partition_mapping=PREDICTION) for name in ("ranker_lightgbm",)],
+    pool="torch",
+)
+def prediction_scores(
+    context: dg.AssetExecutionContext,
+    config: RankerConfig,
+    model_store: ModelStore,
+    ranker_candidates: pl.LazyFrame,
+    customer_features: pl.LazyFrame,
+    article_features: pl.LazyFrame,
+    transactions: pl.LazyFrame,
+    articles: pl.DataFrame,
+    customers: pl.DataFrame,
+    **embeddings: pl.LazyFrame,
+) -> pl.DataFrame:
+    """Both rankers' top k for one shard of the prediction week's customers (customer_id modulo
+    the shard count): the models trained by `rankers` for the prediction week, restored from
+    the model store; features built a chunk of customers at a time. Shards are independent
+    steps, so a backfill over them spreads across workers."""
+    import lightgbm
+
+    week = str(CALENDAR.prediction_week)
+    folder = model_store.folder("ranker_lightgbm", week)
+    if not (folder / "model.txt").exists():
+        raise dg.Failure(f"no LightGBM ranker for {week} in {folder}: materialize rankers first")
+    booster = lightgbm.Booster(model_file=str(folder / "model.txt"))
+    model, prep = dlrm.load_dlrm(model_store.folder("ranker_dlrm", week))
+    inp = _inputs(
+        week, transactions, articles, customers, customer_features, article_features, embeddings
+    )
+    scorers = {
+        "ranker_lightgbm": lambda f: lgbm.predict(booster, f),
+        "ranker_dlrm": lambda f: dlrm.predict(model, prep, f),
+    }
+    top = score_shard(
+        ranker_candidates, inp, scorers, context.partition_key, config.k, config.chunk_customers
+    )
+    context.add_output_metadata(
+        {"customers": top["customer_id"].n_unique(), "week": week, "shards": N_SHARDS}
+    )
+    return top

@@ -14,8 +14,8 @@ PREDICTION = dg.SpecificPartitionsPartitionMapping([str(CALENDAR.prediction_week
 RANKERS = ("ranker_lightgbm", "ranker_dlrm")
 INS = {
     name: dg.AssetIn(partition_mapping=PREDICTION)
-    for name in (*RANKERS, "ranker_candidates", *(f"candidates_{n}" for n in NON_PERSONAL))
-}
+    for name in ("ranker_candidates", *(f"candidates_{n}" for n in NON_PERSONAL))
+} | {"prediction_scores": dg.AssetIn(metadata={"by_partition": True})}
 VIEWS = ("articles", "customers", "customer_ids", "transactions", "image_manifest")
 
 
@@ -39,6 +39,7 @@ def recommendations(
     articles: pl.DataFrame,
     transactions: pl.LazyFrame,
     ranker_candidates: pl.DataFrame,
+    prediction_scores: dict,
     **lists: pl.LazyFrame,
 ) -> pl.DataFrame:
     """The top 12 of every customer in customers.csv for the prediction week: the ranker with
@@ -58,8 +59,9 @@ def recommendations(
     has_history = (
         transactions.filter(pl.col("t_dat") < week).select("customer_id").unique().collect()
     )["customer_id"]
+    scores = pl.concat([lf.collect() for _, lf in sorted(prediction_scores.items())])
     top = recommend.final_top12(
-        lists[ranker].collect(),
+        scores.filter(pl.col("ranker") == ranker).drop("ranker"),
         lists[f"candidates_{fallback_name}"].collect(),
         customers["customer_id"],
         has_history,

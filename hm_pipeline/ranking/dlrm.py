@@ -6,7 +6,9 @@ over the candidates."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -14,7 +16,7 @@ import torch
 from torch import nn
 
 from hm_pipeline.metrics import map_at_k
-from hm_pipeline.models.common import pick_device, seeded_generator
+from hm_pipeline.models.common import pick_device, save_model, seeded_generator
 from hm_pipeline.ranking.features import feature_columns
 from hm_pipeline.ranking.training import ranked
 
@@ -176,3 +178,38 @@ def train_dlrm(
         model.load_state_dict(best_state)
         info["best_epoch"] = int(np.argmax(info["valid_map_at_12_candidates"])) + 1
     return model, prep, info
+
+
+def save_dlrm(folder: Path, model: DLRM, prep: Preprocessor, cfg: DLRMConfig, info: dict) -> Path:
+    """state_dict, config.json (config, feature names, training info) and the
+    standardization and vocabularies in ids.npz: what load_dlrm needs, nothing pickled."""
+    return save_model(
+        folder,
+        model,
+        {"config": cfg.to_dict(), "dense": prep.dense, "cats": prep.cats, **info},
+        mean=prep.mean,
+        std=prep.std,
+        **{f"vocab_{c}": v for c, v in zip(prep.cats, prep.vocab, strict=True)},
+    )
+
+
+def load_dlrm(folder: Path) -> tuple[DLRM, Preprocessor]:
+    """The model and preprocessing saved by the rankers asset (state_dict, config.json, and the
+    standardization and vocabularies in ids.npz)."""
+    folder = Path(folder)
+    info = json.loads((folder / "config.json").read_text())
+    cfg = DLRMConfig(
+        **{k: tuple(v) if isinstance(v, list) else v for k, v in info["config"].items()}
+    )
+    arrays = np.load(folder / "ids.npz")
+    prep = Preprocessor(
+        list(info["dense"]),
+        list(info["cats"]),
+        arrays["mean"],
+        arrays["std"],
+        [arrays[f"vocab_{c}"] for c in info["cats"]],
+    )
+    model = DLRM(2 * len(prep.dense), [len(v) + 1 for v in prep.vocab], cfg)
+    model.load_state_dict(torch.load(folder / "model.pt", weights_only=True))
+    model.eval()
+    return model, prep

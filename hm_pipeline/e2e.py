@@ -1,0 +1,156 @@
+"""The full-scale end-to-end benchmark: synthesize, ingest, the catalogue, everything weekly for
+one validation week (and the two weeks its rankers learn from), the prediction week, its
+customer shards and the final recommendations. Every step (one Dagster op: an asset, or the
+assets one op writes) runs in its own child process, so its wall time and peak RSS are its
+own; each finished step is written at once to `benchmarks/e2e-<scale>.md` (and .json), so an
+interrupted run still leaves what it measured."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from hm_pipeline.bench import machine
+
+SKIPPED = {  # reports that read every week or retrain models for comparison only
+    "eda_report": "exploratory plots over all weeks",
+    "negative_strategy_report": "NeuMF trained four more times to compare negative strategies",
+}
+
+
+def plan(week: str) -> list[tuple[str, list[str], str | None]]:
+    """(label, asset keys of one op, partition) in an order that respects dependencies."""
+    from datetime import date, timedelta
+
+    import dagster as dg
+
+    from hm_pipeline.assets.drops import transaction_drops
+    from hm_pipeline.definitions import FEATURE_LEVEL, WEEKLY, build_defs
+    from hm_pipeline.partitions import CALENDAR
+    from hm_pipeline.ranking.shards import shard_keys
+
+    defs = build_defs()
+    graph = defs.resolve_asset_graph()
+    order = {k: i for i, k in enumerate(graph.toposorted_asset_keys)}
+    ops: dict[str, list[dg.AssetKey]] = {}
+    for node in graph.asset_nodes:
+        if node.is_materializable:
+            ops.setdefault(node.assets_def.node_def.name, []).append(node.key)
+    ops = {n: sorted(ks, key=order.get) for n, ks in ops.items()}
+    by_first = sorted(ops.items(), key=lambda item: min(order[k] for k in item[1]))
+    skip = set(transaction_drops.keys) | {dg.AssetKey(k) for k in SKIPPED}
+    weekly, feature_level = set(WEEKLY), set(FEATURE_LEVEL)
+    w = date.fromisoformat(week)
+    training = [str(w - timedelta(days=7 * i)) for i in (2, 1)]
+    prediction = str(CALENDAR.prediction_week)
+    steps: list[tuple[str, list[str], str | None]] = []
+
+    def add(keys_filter, partition):
+        for name, keys in by_first:
+            if any(k in skip for k in keys) or not keys_filter(keys):
+                continue
+            steps.append((name, [k.to_user_string() for k in keys], partition))
+
+    add(lambda ks: not (set(ks) & weekly) and ks[0].path[0] not in _LATE, None)
+    for t in training:
+        add(lambda ks: set(ks) <= feature_level, t)
+    for p in (week, prediction):
+        add(lambda ks: set(ks) <= weekly, p)
+    for shard in shard_keys():
+        steps.append(("prediction_scores", ["prediction_scores"], shard))
+    for name in ("evaluation_summary", "recommendations"):
+        steps.append((name, [name], None))
+    return steps
+
+
+_LATE = {"prediction_scores", "evaluation_summary", "recommendations", *SKIPPED}
+
+
+def run(scale: str, seed: int, week: str, workdir: Path, out: Path) -> list[dict]:
+    """Run every step in a child process; write the figures after each one."""
+    cli = [sys.executable, "-m", "hm_pipeline.cli"]
+    rows: list[dict] = []
+    started = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    t_start = time.monotonic()
+    steps: list[tuple[str, list[str] | None, str | None, list[str]]] = [
+        ("synth", None, None, [*cli, "synth", "--scale", scale, "--seed", str(seed), "--out",
+                                str(workdir / "raw"), "--force"]),
+    ]  # fmt: skip
+    env = os.environ | {"HM_DATA_DIR": str(workdir)}
+    for name, keys, partition in [("synth", None, None), *plan(week)]:
+        if name == "synth":
+            cmd = steps[0][3]
+        else:
+            part = ["--partition", partition] if partition else []
+            cmd = [*cli, "materialize", "--data", str(workdir), *part, "--select", ",".join(keys)]
+        print(f"[e2e] {name} {partition or ''}", flush=True)
+        t0 = time.monotonic()
+        proc = subprocess.Popen(cmd, env=env)
+        _, status, usage = os.wait4(proc.pid, 0)
+        code = os.waitstatus_to_exitcode(status)
+        rows.append(
+            {
+                "step": name,
+                "assets": ",".join(keys or ["(raw CSV files)"]),
+                "partition": partition or "",
+                "wall_s": round(time.monotonic() - t0, 1),
+                "peak_rss_gb": round(usage.ru_maxrss / 2**20, 2),
+                "ok": code == 0,
+            }
+        )
+        _write(rows, out, scale, seed, week, started, time.monotonic() - t_start)
+        if code != 0:
+            raise SystemExit(f"[e2e] {name} {partition or ''} failed with exit code {code}")
+    return rows
+
+
+def _write(rows, out: Path, scale, seed, week, started, total) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    summary = {
+        "scale": scale,
+        "seed": seed,
+        "validation_week": week,
+        "started": started,
+        "machine": machine(),
+        "steps_done": len(rows),
+        "total_wall_s": round(total, 1),
+        "peak_rss_gb": max(r["peak_rss_gb"] for r in rows),
+        "target": "<= 60 min end to end, peak RSS <= 16 GB",
+        "skipped": SKIPPED,
+    }
+    out.with_suffix(".json").write_text(json.dumps({"summary": summary, "steps": rows}, indent=1))
+    by_step: dict[str, float] = {}
+    for r in rows:
+        by_step[r["step"]] = by_step.get(r["step"], 0) + r["wall_s"]
+    top = sorted(by_step.items(), key=lambda kv: -kv[1])[:10]
+    lines = [
+        f"# End-to-end benchmark ({scale})",
+        "",
+        f"Written by `hm-pipeline bench e2e --scale {scale} --seed {seed}` (started {started}, "
+        f"{machine()}). One child process per Dagster op, so each row's peak RSS is that "
+        "step's own; the total includes each child's start-up (importing Dagster, torch).",
+        "",
+        f"- steps finished: {len(rows)}; wall time so far: {total / 60:.1f} min; "
+        f"largest peak RSS: {summary['peak_rss_gb']} GB (target: {summary['target']})",
+        "- not run: " + "; ".join(f"{k} ({v})" for k, v in SKIPPED.items()),
+        "",
+        "Where the time goes (steps summed over partitions):",
+        "",
+        "| step | wall s | share |",
+        "|---|---|---|",
+        *[f"| {k} | {v:.0f} | {v / max(total, 1):.0%} |" for k, v in top],
+        "",
+        "| step | assets | partition | wall s | peak RSS GB | ok |",
+        "|---|---|---|---|---|---|",
+        *[
+            f"| {r['step']} | {r['assets']} | {r['partition']} | {r['wall_s']} | "
+            f"{r['peak_rss_gb']} | {'yes' if r['ok'] else 'FAILED'} |"
+            for r in rows
+        ],
+    ]
+    out.write_text("\n".join(lines) + "\n")
