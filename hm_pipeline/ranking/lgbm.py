@@ -27,6 +27,14 @@ class LGBMConfig:
     lambdarank_truncation_level: int = 20
     early_stopping_rounds: int = 20
     refit_on_all_weeks: bool = True
+    # categorical codes (department, product type, colour, ...) as plain numbers by default:
+    # LightGBM's categorical splits over-fit the 250-level department code (its largest gain);
+    # numeric codes gave a better MAP@12 in every validation week of the small world
+    # (benchmarks/lgbm-categoricals.md, python benchmarks/lgbm_categoricals.py)
+    categorical: bool = False
+    cat_smooth: float = 10.0
+    min_data_per_group: int = 100
+    max_cat_threshold: int = 32
     num_threads: int = 2
     seed: int = 0
 
@@ -45,6 +53,9 @@ def _params(cfg: LGBMConfig) -> dict:
         "min_data_in_leaf": cfg.min_data_in_leaf,
         "feature_fraction": cfg.feature_fraction,
         "lambdarank_truncation_level": cfg.lambdarank_truncation_level,
+        "cat_smooth": cfg.cat_smooth,
+        "min_data_per_group": cfg.min_data_per_group,
+        "max_cat_threshold": cfg.max_cat_threshold,
         "num_threads": cfg.num_threads,
         "seed": cfg.seed,
         "deterministic": True,
@@ -53,7 +64,9 @@ def _params(cfg: LGBMConfig) -> dict:
     }
 
 
-def _dataset(frame: pl.DataFrame, dense: list[str], cats: list[str], reference=None):
+def _dataset(
+    frame: pl.DataFrame, dense: list[str], cats: list[str], reference=None, categorical=True
+):
     frame = frame.sort("week", "customer_id", "article_id")
     sizes = group_sizes(frame)
     if sizes.max(initial=0) > MAX_QUERY_ROWS:
@@ -66,7 +79,7 @@ def _dataset(frame: pl.DataFrame, dense: list[str], cats: list[str], reference=N
         label=frame["label"].to_numpy(),
         group=sizes,
         feature_name=[*dense, *cats],
-        categorical_feature=cats,
+        categorical_feature=cats if categorical else [],
         reference=reference,
         free_raw_data=True,
     )
@@ -78,10 +91,10 @@ def train_lgbm(
     """The booster and what happened (rounds, validation MAP@12 by round, importance)."""
     dense, cats = feature_columns(train.drop("week"))
     params = _params(cfg)
-    dtrain = _dataset(train, dense, cats)
+    dtrain = _dataset(train, dense, cats, categorical=cfg.categorical)
     info: dict = {"features": len(dense) + len(cats), "train_rows": train.height}
     if valid is not None and valid.height:
-        dvalid = _dataset(valid, dense, cats, reference=dtrain)
+        dvalid = _dataset(valid, dense, cats, reference=dtrain, categorical=cfg.categorical)
         record: dict = {}
         booster = lgb.train(
             params,
@@ -102,7 +115,8 @@ def train_lgbm(
         }
         if cfg.refit_on_all_weeks:
             both = pl.concat([train, valid], how="diagonal_relaxed")
-            booster = lgb.train(params, _dataset(both, dense, cats), num_boost_round=best)
+            full = _dataset(both, dense, cats, categorical=cfg.categorical)
+            booster = lgb.train(params, full, num_boost_round=best)
             info["refit_rows"] = both.height
     else:
         booster = lgb.train(params, dtrain, num_boost_round=min(cfg.num_boost_round, 200))
