@@ -77,14 +77,12 @@ def run(scale: str, seed: int, week: str, workdir: Path, out: Path) -> list[dict
     rows: list[dict] = []
     started = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     t_start = time.monotonic()
-    steps: list[tuple[str, list[str] | None, str | None, list[str]]] = [
-        ("synth", None, None, [*cli, "synth", "--scale", scale, "--seed", str(seed), "--out",
-                                str(workdir / "raw"), "--force"]),
-    ]  # fmt: skip
     env = os.environ | {"HM_DATA_DIR": str(workdir)}
+    synth = [*cli, "synth", "--scale", scale, "--seed", str(seed), "--out", str(workdir / "raw"),
+             "--force"]  # fmt: skip
     for name, keys, partition in [("synth", None, None), *plan(week)]:
-        if name == "synth":
-            cmd = steps[0][3]
+        if keys is None:
+            cmd = synth
         else:
             part = ["--partition", partition] if partition else []
             cmd = [*cli, "materialize", "--data", str(workdir), *part, "--select", ",".join(keys)]
