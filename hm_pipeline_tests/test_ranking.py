@@ -227,3 +227,20 @@ def test_dlrm_restored_from_the_model_store_scores_the_same(tmp_path) -> None:
     np.testing.assert_array_equal(
         dlrm.predict(model, prep, test), dlrm.predict(restored, prep2, test)
     )
+
+
+def test_both_rankers_restored_as_scorers_score_the_same(tmp_path) -> None:
+    from hm_pipeline.ranking.shards import restore_scorers
+
+    train, valid, test = (_planted(200, s, w) for s, w in [(0, "a"), (1, "b"), (2, "c")])
+    booster, _ = lgbm.train_lgbm(train, valid, lgbm.LGBMConfig(num_boost_round=20))
+    (tmp_path / "lgb").mkdir()
+    booster.save_model(str(tmp_path / "lgb" / "model.txt"))
+    cfg = dlrm.DLRMConfig(epochs=1, batch_size=512)
+    model, prep, info = dlrm.train_dlrm(train, valid, cfg)
+    dlrm.save_dlrm(tmp_path / "dlrm", model, prep, cfg, info)
+    scorers = restore_scorers(tmp_path / "lgb", tmp_path / "dlrm")
+    np.testing.assert_allclose(scorers["ranker_lightgbm"](test), lgbm.predict(booster, test))
+    np.testing.assert_array_equal(scorers["ranker_dlrm"](test), dlrm.predict(model, prep, test))
+    with pytest.raises(FileNotFoundError, match="no LightGBM ranker"):
+        restore_scorers(tmp_path / "missing", tmp_path / "dlrm")

@@ -12,7 +12,7 @@ from hm_pipeline.candidates import REGISTRY
 from hm_pipeline.partitions import CALENDAR, weekly_partitions
 from hm_pipeline.ranking import dlrm, lgbm, training
 from hm_pipeline.ranking.features import FeatureInputs, build_features
-from hm_pipeline.ranking.shards import N_SHARDS, score_shard, shard_keys
+from hm_pipeline.ranking.shards import N_SHARDS, restore_scorers, score_shard, shard_keys
 from hm_pipeline.ranking.union import candidate_union
 from hm_pipeline.resources import ModelStore, Reports
 from hm_pipeline.weeks import parse_week
@@ -141,14 +141,7 @@ class RankerConfig(dg.Config):
             "epoch by the latest week's MAP@12)."
         ),
     },
-    ins={
-        **RANKER_INS,
-        **EMBEDDING_INS,
-        "copurchase_embeddings": dg.AssetIn(),
-        "ranker_candidates": dg.AssetIn(),
-        "customer_features": dg.AssetIn(),
-        "article_features": dg.AssetIn(),
-    },
+    ins=RANKER_INS,
     pool="torch",
 )
 def rankers(
@@ -158,17 +151,10 @@ def rankers(
     reports: Reports,
     ranker_features: dict,
     labels: dict,
-    ranker_candidates: pl.LazyFrame,
-    customer_features: pl.LazyFrame,
-    article_features: pl.LazyFrame,
-    transactions: pl.LazyFrame,
-    articles: pl.DataFrame,
-    customers: pl.DataFrame,
-    **embeddings: pl.LazyFrame,
 ):
     """Both rankers learn from the feature tables of the weeks before W labelled with those
-    weeks' purchases (never W's), then score W's candidate union: from W's feature table when
-    it is materialized, else (the prediction week) building features chunk by chunk."""
+    weeks' purchases (never W's), then score W's feature table. The prediction week has none:
+    prediction_scores ranks its customers shard by shard with the models saved here."""
     week = context.partition_key
     empty = pl.DataFrame(schema=RANKED_SCHEMA)
     if parse_week(week) in CALENDAR.warmup_weeks:
@@ -274,21 +260,16 @@ def prediction_scores(
     the shard count): the models trained by `rankers` for the prediction week, restored from
     the model store; features built a chunk of customers at a time. Shards are independent
     steps, so a backfill over them spreads across workers."""
-    import lightgbm
-
     week = str(CALENDAR.prediction_week)
-    folder = model_store.folder("ranker_lightgbm", week)
-    if not (folder / "model.txt").exists():
-        raise dg.Failure(f"no LightGBM ranker for {week} in {folder}: materialize rankers first")
-    booster = lightgbm.Booster(model_file=str(folder / "model.txt"))
-    model, prep = dlrm.load_dlrm(model_store.folder("ranker_dlrm", week))
+    try:
+        scorers = restore_scorers(
+            model_store.folder("ranker_lightgbm", week), model_store.folder("ranker_dlrm", week)
+        )
+    except FileNotFoundError as exc:
+        raise dg.Failure(f"{week}: {exc}") from exc
     inp = _inputs(
         week, transactions, articles, customers, customer_features, article_features, embeddings
     )
-    scorers = {
-        "ranker_lightgbm": lambda f: lgbm.predict(booster, f),
-        "ranker_dlrm": lambda f: dlrm.predict(model, prep, f),
-    }
     top = score_shard(
         ranker_candidates, inp, scorers, context.partition_key, config.k, config.chunk_customers
     )

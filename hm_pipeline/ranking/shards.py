@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -38,6 +39,24 @@ def in_shard(index: int, count: int) -> pl.Expr:
 
 
 Scorer = Callable[[pl.DataFrame], np.ndarray]
+
+
+def restore_scorers(lightgbm_folder: Path, dlrm_folder: Path) -> dict[str, Scorer]:
+    """Both rankers as saved by the rankers asset (LightGBM's model.txt, DLRM's state_dict and
+    preprocessing), as scorers of a feature table."""
+    import lightgbm
+
+    from hm_pipeline.ranking import dlrm, lgbm
+
+    model_file = Path(lightgbm_folder) / "model.txt"
+    if not model_file.exists():
+        raise FileNotFoundError(f"no LightGBM ranker in {lightgbm_folder}: train the rankers first")
+    booster = lightgbm.Booster(model_file=str(model_file))
+    model, prep = dlrm.load_dlrm(dlrm_folder)
+    return {
+        "ranker_lightgbm": lambda f: lgbm.predict(booster, f),
+        "ranker_dlrm": lambda f: dlrm.predict(model, prep, f),
+    }
 
 
 def score_shard(
