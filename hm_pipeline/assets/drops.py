@@ -12,7 +12,7 @@ import dagster as dg
 import polars as pl
 
 from hm_pipeline import drops, ingest
-from hm_pipeline.assets.raw import CHECK, _rejects_meta
+from hm_pipeline.assets.raw import CHECK, _rejects_meta, share_check
 from hm_pipeline.resources import RawFiles
 
 GROUP = "drops"
@@ -60,8 +60,9 @@ def transaction_drops(
     )
     table = r.table.collect(engine="streaming")
     rejects = r.rejects.collect(engine="streaming")
-    share = rejects.height / max(table.height + rejects.height, 1)
-    passed = share <= raw_files.max_reject_share
+    check = share_check(
+        "transaction_drops", table.height, rejects.height, raw_files.max_reject_share
+    )
     last_day = table["t_dat"].max() if table.height else None
     meta = _rejects_meta(rejects) | {
         "window": f"{window.first} .. {window.last}",
@@ -70,18 +71,8 @@ def transaction_drops(
     }
     yield dg.Output(table, "transaction_drops", metadata=meta)
     yield dg.Output(rejects, "transaction_drops_rejects")
-    yield dg.AssetCheckResult(
-        asset_key="transaction_drops",
-        check_name=CHECK,
-        passed=passed,
-        metadata={
-            "kept_rows": table.height,
-            "rejected_rows": rejects.height,
-            "reject_share": float(share),
-            "max_reject_share": raw_files.max_reject_share,
-        },
-    )
-    if passed:  # the calendar grows only with a drop that passed its check
+    yield check
+    if check.passed:  # the calendar grows only with a drop that passed its check
         state = drops.record_drop(raw, name, window, last_day, table.height)
         context.log.info(
             f"{name}: {table.height:,} rows appended; data now ends {state['last_day']}"

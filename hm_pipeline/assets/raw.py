@@ -44,18 +44,23 @@ def _emit(
         if name in context.op_execution_context.selected_output_names:
             yield dg.Output(frame, name, metadata=meta)
     if dg.AssetCheckKey(dg.AssetKey(table), CHECK) in context.selected_asset_check_keys:
-        share = rejected / max(kept + rejected, 1)
-        yield dg.AssetCheckResult(
-            asset_key=table,
-            check_name=CHECK,
-            passed=share <= limit,
-            metadata={
-                "kept_rows": kept,
-                "rejected_rows": rejected,
-                "reject_share": float(share),
-                "max_reject_share": limit,
-            },
-        )
+        yield share_check(table, kept, rejected, limit)
+
+
+def share_check(table: str, kept: int, rejected: int, limit: float) -> dg.AssetCheckResult:
+    """The reject-share check's result: passes when the rows set aside stay within `limit`."""
+    share = rejected / max(kept + rejected, 1)
+    return dg.AssetCheckResult(
+        asset_key=table,
+        check_name=CHECK,
+        passed=share <= limit,
+        metadata={
+            "kept_rows": kept,
+            "rejected_rows": rejected,
+            "reject_share": float(share),
+            "max_reject_share": limit,
+        },
+    )
 
 
 @dg.multi_asset(
