@@ -98,21 +98,20 @@ def split_final_weeks(raw: Path, n_weeks: int) -> list[Path]:
         raise ValueError("n_weeks must be at least 1")
     raw = Path(raw)
     src = raw / TRANSACTIONS_FILE
-    table = pl.read_csv(src, infer_schema=False)  # strings: the bytes stay as they are
-    last = date.fromisoformat(table["t_dat"].max())
-    first_drop = week_of(last) - timedelta(days=7 * (n_weeks - 1))
+    table = pl.scan_csv(src, infer_schema=False)  # strings: the bytes stay as they are
     day = pl.col("t_dat").str.to_date("%Y-%m-%d")
+    last = table.select(day.max()).collect(engine="streaming").item()
+    first_drop = week_of(last) - timedelta(days=7 * (n_weeks - 1))
     upcoming = raw / UPCOMING_DIR
     upcoming.mkdir(parents=True, exist_ok=True)
     written = []
-    for i in range(n_weeks):
+    for i in range(n_weeks):  # streamed: a full-scale file never sits in memory
         start = first_drop + timedelta(days=7 * i)
-        week = table.filter(day.is_between(start, start + timedelta(days=6)))
         path = upcoming / f"transactions_{start.isoformat()}.csv"
-        week.write_csv(path)
+        table.filter(day.is_between(start, start + timedelta(days=6))).sink_csv(path)
         written.append(path)
     tmp = src.with_name(f".{src.name}.tmp")
-    table.filter(day < first_drop).write_csv(tmp)
+    table.filter(day < first_drop).sink_csv(tmp)
     os.replace(tmp, src)
     write_calendar_state(
         {"last_day": (first_drop - timedelta(days=1)).isoformat(), "drops": {}}, raw
