@@ -19,7 +19,7 @@ from hm_pipeline.schema import TRANSACTIONS_FILE
 from hm_pipeline.sensors import plan
 from hm_pipeline.settings import calendar_state
 from hm_pipeline_tests.conftest import run_dagster
-from hm_pipeline_tests.test_assets import _resources
+from hm_pipeline_tests.test_assets import _materialize, _resources
 
 DROP1 = "transactions_2020-09-09"
 DROP2 = "transactions_2020-09-16"
@@ -106,13 +106,7 @@ def test_sensor_appends_a_drop_and_requests_the_stale_weeks(
 ) -> None:
     data, raw = drop_world, drop_world / "raw"
     instance = dg.DagsterInstance.ephemeral()
-    res = dg.materialize(
-        [*all_assets, *all_checks],
-        resources=_resources(data),
-        selection=dg.AssetSelection.groups("raw"),
-        instance=instance,
-    )
-    assert res.success
+    assert _materialize(data).success  # the raw tables
     base = pl.read_parquet(data / "lake" / "transactions.parquet")
     full = tiny_tables["transactions"]
     assert base["t_dat"].max() <= date(2020, 9, 8)
@@ -174,12 +168,7 @@ def test_sensor_appends_a_drop_and_requests_the_stale_weeks(
 def test_a_drop_rewriting_history_is_set_aside(drop_world: Path) -> None:
     data, raw = drop_world, drop_world / "raw"
     instance = dg.DagsterInstance.ephemeral()
-    assert dg.materialize(
-        [*all_assets, *all_checks],
-        resources=_resources(data),
-        selection=dg.AssetSelection.groups("raw"),
-        instance=instance,
-    ).success
+    assert _materialize(data).success  # the raw tables
     # a "drop" that repeats last month's rows: every row is before the data's last day
     (raw / drops.DROPS_DIR).mkdir()
     old = pl.read_csv(raw / TRANSACTIONS_FILE, infer_schema=False).tail(50)

@@ -24,7 +24,7 @@ from hm_pipeline.lake import (
     write_parquet_atomic,
 )
 from hm_pipeline_tests.conftest import run_dagster
-from hm_pipeline_tests.test_assets import _resources
+from hm_pipeline_tests.test_assets import _materialize, _resources
 
 WEEK = "2020-09-16"
 WEEK_ASSETS = [
@@ -90,13 +90,7 @@ def test_a_killed_writer_leaves_the_old_file_and_a_rerun_completes(tmp_path: Pat
 
 
 def _materialize_week(data: Path, instance: dg.DagsterInstance) -> None:
-    raw = dg.materialize(
-        [*all_assets, *all_checks],
-        resources=_resources(data),
-        selection=dg.AssetSelection.groups("raw"),
-        instance=instance,
-    )
-    assert raw.success
+    assert _materialize(data).success  # the raw tables
     week = dg.materialize(
         [*all_assets, *all_checks],
         resources=_resources(data),
