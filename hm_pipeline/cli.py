@@ -486,7 +486,14 @@ def dev(port: int) -> None:
     default=Path("benchmarks/results.md"),
     show_default=True,
 )
-def bench(what: str, scale: str, seed: int, workdir: Path | None, results: Path) -> None:
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="e2e only: keep the steps an earlier run finished (its rows and outputs), run the rest.",
+)
+def bench(
+    what: str, scale: str, seed: int, workdir: Path | None, results: Path, resume: bool
+) -> None:
     """Time one stage in a child process and record wall time and peak RSS in the results file.
     `e2e`: everything from synthesis to the final recommendations, one child per step, written
     to benchmarks/e2e-<scale>.md."""
@@ -498,13 +505,13 @@ def bench(what: str, scale: str, seed: int, workdir: Path | None, results: Path)
         from hm_pipeline.e2e import run as run_e2e
 
         out = results.parent / f"e2e-{scale}.md"
-        if workdir.exists():  # from scratch: no lake, models or reports of an earlier run
+        if workdir.exists() and not resume:  # no lake, models or reports of an earlier run
             import shutil
 
             for sub in ("lake", "models", "reports", "hm.duckdb"):
                 p = workdir / sub
                 shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
-        rows = run_e2e(scale, seed, BENCH_WEEK, workdir, out)
+        rows = run_e2e(scale, seed, BENCH_WEEK, workdir, out, resume=resume)
         total = sum(r["wall_s"] for r in rows)
         click.echo(f"e2e at scale {scale}: {total / 60:.1f} min over {len(rows)} steps -> {out}")
         return

@@ -71,16 +71,33 @@ def plan(week: str) -> list[tuple[str, list[str], str | None]]:
 _LATE = {"prediction_scores", "evaluation_summary", "recommendations", *SKIPPED}
 
 
-def run(scale: str, seed: int, week: str, workdir: Path, out: Path) -> list[dict]:
-    """Run every step in a child process; write the figures after each one."""
+def finished_rows(out: Path) -> list[dict]:
+    """The steps an earlier run recorded as finished in `out`'s .json (for --resume), each
+    tagged with the time that run started."""
+    path = out.with_suffix(".json")
+    if not path.exists():
+        return []
+    earlier = json.loads(path.read_text())
+    started = earlier["summary"]["started"]
+    return [{**r, "run": r.get("run", started)} for r in earlier["steps"] if r["ok"]]
+
+
+def run(
+    scale: str, seed: int, week: str, workdir: Path, out: Path, resume: bool = False
+) -> list[dict]:
+    """Run every step in a child process; write the figures after each one. With `resume`,
+    the steps an earlier run finished (its rows in `out`) are kept and not run again."""
     cli = [sys.executable, "-m", "hm_pipeline.cli"]
-    rows: list[dict] = []
     started = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    t_start = time.monotonic()
+    rows: list[dict] = finished_rows(out) if resume else []
+    done = {(r["step"], r["partition"]) for r in rows}
+    t_start = time.monotonic() - sum(r["wall_s"] for r in rows)
     env = os.environ | {"HM_DATA_DIR": str(workdir)}
     synth = [*cli, "synth", "--scale", scale, "--seed", str(seed), "--out", str(workdir / "raw"),
              "--force"]  # fmt: skip
     for name, keys, partition in [("synth", None, None), *plan(week)]:
+        if (name, partition or "") in done:
+            continue
         if keys is None:
             cmd = synth
         else:
@@ -93,6 +110,7 @@ def run(scale: str, seed: int, week: str, workdir: Path, out: Path) -> list[dict
         code = os.waitstatus_to_exitcode(status)
         rows.append(
             {
+                "run": started,
                 "step": name,
                 "assets": ",".join(keys or ["(raw CSV files)"]),
                 "partition": partition or "",
@@ -109,11 +127,13 @@ def run(scale: str, seed: int, week: str, workdir: Path, out: Path) -> list[dict
 
 def _write(rows, out: Path, scale, seed, week, started, total) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
+    runs = sorted({r["run"] for r in rows})
     summary = {
+        "runs": runs,
         "scale": scale,
         "seed": seed,
         "validation_week": week,
-        "started": started,
+        "started": runs[0],
         "machine": machine(),
         "steps_done": len(rows),
         "total_wall_s": round(total, 1),
@@ -129,9 +149,11 @@ def _write(rows, out: Path, scale, seed, week, started, total) -> None:
     lines = [
         f"# End-to-end benchmark ({scale})",
         "",
-        f"Written by `hm-pipeline bench e2e --scale {scale} --seed {seed}` (started {started}, "
-        f"{machine()}). One child process per Dagster op, so each row's peak RSS is that "
-        "step's own; the total includes each child's start-up (importing Dagster, torch).",
+        f"Written by `hm-pipeline bench e2e --scale {scale} --seed {seed}` (runs started "
+        f"{', '.join(runs)}; {machine()}). One child process per Dagster op, so each row's peak "
+        "RSS is that step's own; the total (the sum of the steps) includes each child's "
+        "start-up (importing Dagster, torch). A resumed run (`--resume`) keeps the rows of the "
+        "steps an earlier run finished; the `run` column says which run measured each row.",
         "",
         f"- steps finished: {len(rows)}; wall time so far: {total / 60:.1f} min; "
         f"largest peak RSS: {summary['peak_rss_gb']} GB (target: {summary['target']})",
@@ -143,10 +165,10 @@ def _write(rows, out: Path, scale, seed, week, started, total) -> None:
         "|---|---|---|",
         *[f"| {k} | {v:.0f} | {v / max(total, 1):.0%} |" for k, v in top],
         "",
-        "| step | assets | partition | wall s | peak RSS GB | ok |",
-        "|---|---|---|---|---|---|",
+        "| run | step | assets | partition | wall s | peak RSS GB | ok |",
+        "|---|---|---|---|---|---|---|",
         *[
-            f"| {r['step']} | {r['assets']} | {r['partition']} | {r['wall_s']} | "
+            f"| {r['run']} | {r['step']} | {r['assets']} | {r['partition']} | {r['wall_s']} | "
             f"{r['peak_rss_gb']} | {'yes' if r['ok'] else 'FAILED'} |"
             for r in rows
         ],
