@@ -3,13 +3,14 @@ must give identical features and candidates for W."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import polars as pl
 import pytest
 
 from hm_pipeline.candidates import REGISTRY, SourceContext
+from hm_pipeline.candidates.learned import LEARNED_SOURCES, source_for_week
 from hm_pipeline.features import article_features, customer_features
 from hm_pipeline.ingest import Calendar, ingest_articles, ingest_customers, ingest_transactions
 from hm_pipeline.schema import TRANSACTIONS_FILE
@@ -74,3 +75,23 @@ def test_candidates_ignore_the_week_and_later(
     full = REGISTRY[name](k=50).generate(tx.lazy(), buyers, WEEK, ctx)
     cut = REGISTRY[name](k=50).generate(tx_cut.lazy(), buyers, WEEK, ctx_cut)
     assert full.height > 0 and full.equals(cut)
+
+
+@pytest.mark.parametrize("name", [cls.name for cls in LEARNED_SOURCES])
+def test_learned_candidates_served_by_an_earlier_model_ignore_the_week_and_later(
+    full_and_truncated, tmp_path: Path, name: str
+) -> None:
+    """Retraining every n weeks: the earlier week's model and the week's inputs see nothing
+    from the week on."""
+    (arts, cust, tx), (_, _, tx_cut) = full_and_truncated
+    ctx = SourceContext(arts, cust)
+    buyers = tx.filter(pl.col("t_dat") >= WEEK)["customer_id"].unique().sort()
+    earlier = WEEK - timedelta(weeks=2)
+    outs = []
+    for history, folder in ((tx, tmp_path / "full"), (tx_cut, tmp_path / "cut")):
+        src, served_by, fresh = source_for_week(
+            REGISTRY[name], 50, WEEK, earlier, folder, history.lazy(), ctx
+        )
+        assert (served_by, fresh) == (earlier, True)
+        outs.append(src.generate(history.lazy(), buyers, WEEK, ctx))
+    assert outs[0].height > 0 and outs[0].equals(outs[1])

@@ -4,7 +4,13 @@ import dagster as dg
 import polars as pl
 
 from hm_pipeline.candidates import REGISTRY, CandidateSource, SourceContext
-from hm_pipeline.models.common import save_model
+from hm_pipeline.candidates.learned import (
+    LearnedSource,
+    source_for_week,
+    store_model,
+    training_week,
+)
+from hm_pipeline.models.common import point_to
 from hm_pipeline.partitions import CALENDAR, weekly_partitions
 from hm_pipeline.resources import ModelStore
 from hm_pipeline.weeks import parse_week
@@ -18,6 +24,12 @@ class CandidateConfig(dg.Config):
 
     k: int = 200
     prediction_week_k: int = 50
+    retrain_every_weeks: int = 1
+    """Learned sources: 1 trains a model for every week. n > 1 trains one every n weeks
+    (counted from `retrain_from`) and serves the weeks between with it: its inputs (the
+    customers' recent purchases, article sales) are read at each week's cutoff, only the
+    weights are up to n-1 weeks old. At full scale this saves most of a run's training."""
+    retrain_from: str = str(CALENDAR.partition_weeks[0])
 
 
 def candidate_asset(source: type[CandidateSource]) -> dg.AssetsDefinition:
@@ -48,18 +60,38 @@ def candidate_asset(source: type[CandidateSource]) -> dg.AssetsDefinition:
         )
         week = parse_week(context.partition_key)
         k = config.k if CALENDAR.has_labels(week) else config.prediction_week_k
-        src = source(k=k)
-        out = src.generate(transactions, customers_to_score["customer_id"], week, ctx)
-        trained = getattr(src, "model", None)
-        if trained is not None:  # learned sources: keep the weights and what made them
-            folder = save_model(
-                model_store.folder(source.name, context.partition_key),
-                trained,
-                {"source": source.name, "week": context.partition_key, **src.settings()},
-                users=src.users.ids,
-                items=src.items.ids,
+        src, served_by = source(k=k), week
+        if issubclass(source, LearnedSource):
+            trained = training_week(
+                week, config.retrain_every_weeks, parse_week(config.retrain_from)
             )
-            context.add_output_metadata({"model": dg.MetadataValue.path(str(folder))})
+            src, served_by, fresh = source_for_week(
+                source,
+                k,
+                week,
+                trained,
+                model_store.folder(source.name, str(trained)),
+                transactions,
+                ctx,
+            )
+            if served_by != week:
+                context.log.info(
+                    f"{source.name}: the model trained for {served_by} "
+                    f"({'trained now' if fresh else 'restored'}) serves {week}"
+                )
+        out = src.generate(transactions, customers_to_score["customer_id"], week, ctx)
+        if getattr(src, "model", None) is not None:  # learned: keep the weights and settings
+            folder = model_store.folder(source.name, context.partition_key)
+            if served_by == week:
+                store_model(folder, src, week)
+            else:
+                point_to(folder, model_store.folder(source.name, str(served_by)), str(served_by))
+            context.add_output_metadata(
+                {
+                    "model": dg.MetadataValue.path(str(folder)),
+                    "model_trained_for": str(served_by),
+                }
+            )
         covered = out["customer_id"].n_unique()
         context.add_output_metadata(
             {"customers_with_candidates": covered, "customers_to_score": customers_to_score.height}

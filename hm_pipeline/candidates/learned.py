@@ -12,7 +12,7 @@ import torch
 from scipy import sparse
 
 from hm_pipeline.candidates.base import CandidateSource, SourceContext
-from hm_pipeline.models.common import IdIndex
+from hm_pipeline.models.common import IdIndex, resolve_model_folder, save_model
 from hm_pipeline.models.multvae import MultVAE, MultVAEConfig, top_k, train_multvae
 from hm_pipeline.models.neumf import NeuMF, NeuMFConfig, train_neumf
 from hm_pipeline.models.twotower import (
@@ -74,6 +74,7 @@ class LearnedSource(CandidateSource):
     def restore(cls, folder: Path, history: pl.LazyFrame, cutoff: date, ctx: SourceContext):
         """The source as trained for `cutoff`, from its model-store folder (state_dict, config,
         ids) and the history before `cutoff` (for inputs that are data, not weights)."""
+        folder = resolve_model_folder(folder)
         settings = json.loads((Path(folder) / "config.json").read_text())
         raw = settings.pop("model")
         config = cls.config_type(
@@ -90,7 +91,26 @@ class LearnedSource(CandidateSource):
         return src
 
     def build(self, history: pl.LazyFrame, cutoff: date, ctx: SourceContext) -> torch.nn.Module:
-        """An untrained model of the stored shape, with the data inputs `pair_scores` needs."""
+        """An untrained model of the stored shape, with the data inputs `pair_scores` and `rank`
+        need taken from the history before `cutoff` (which may be later than the week the model
+        was trained for: the inputs are data, the weights stay)."""
+        raise NotImplementedError
+
+    def score(self, history, customers, cutoff, ctx: SourceContext):
+        """Train on the history before `cutoff` (unless a model was restored), then rank."""
+        if self.model is None and not self.fit(history, cutoff, ctx):
+            return pl.DataFrame(schema=SCORES_SCHEMA)
+        return self.rank(history, customers, cutoff, ctx)
+
+    def fit(self, history: pl.LazyFrame, cutoff: date, ctx: SourceContext) -> bool:
+        """Train the model on the history before `cutoff`; False when there is nothing to learn
+        from. Sets `model`, `losses`, the id indices and the data inputs of `rank`."""
+        raise NotImplementedError
+
+    def rank(
+        self, history: pl.LazyFrame, customers: pl.DataFrame, cutoff: date, ctx: SourceContext
+    ) -> pl.DataFrame:
+        """Scores (customer_id, article_id, score) of the model's best articles per customer."""
         raise NotImplementedError
 
     def pair_scores(self, customers: np.ndarray, articles: np.ndarray) -> np.ndarray:
@@ -155,8 +175,7 @@ class NeuMFSource(LearnedSource):
         s = s.numpy().astype(np.float64).reshape(articles.shape)
         return np.where((i >= 0) & (u[:, None] >= 0), s, -np.inf)
 
-    def score(self, history, customers, cutoff, ctx: SourceContext):
-        empty = pl.DataFrame(schema=SCORES_SCHEMA)
+    def fit(self, history, cutoff, ctx):
         pairs = sample_negatives(
             history,
             ctx.articles,
@@ -167,7 +186,7 @@ class NeuMFSource(LearnedSource):
             window_days=self.window_days,
         )
         if pairs.height == 0:
-            return empty
+            return False
         self.users = IdIndex.of(pairs["customer_id"])
         self.items = IdIndex.of(pairs["article_id"])
         self.model, self.losses = train_neumf(
@@ -178,6 +197,10 @@ class NeuMFSource(LearnedSource):
             len(self.items),
             self.config,
         )
+        return True
+
+    def rank(self, history, customers, cutoff, ctx):
+        empty = pl.DataFrame(schema=SCORES_SCHEMA)
         pool = recent_pool(history, cutoff, self.pool_days, self.pool_size)
         pool_idx = self.items.lookup(pool)
         pool, pool_idx = pool[pool_idx >= 0], pool_idx[pool_idx >= 0]
@@ -230,14 +253,20 @@ class MultVAESource(LearnedSource):
         )
         self._x: sparse.csr_matrix | None = None
 
-    def _matrix(self, history: pl.LazyFrame, cutoff: date) -> pl.DataFrame:
-        """Distinct (customer, article) pairs of the window, on its `max_items` best sellers."""
+    def _matrix(
+        self, history: pl.LazyFrame, cutoff: date, items: IdIndex | None = None
+    ) -> pl.DataFrame:
+        """Distinct (customer, article) pairs of the window, on its `max_items` best sellers (or
+        on `items`, the articles a trained model knows)."""
         inter = (
             history.filter(pl.col("t_dat") >= cutoff - timedelta(days=self.window_days))
             .select("customer_id", "article_id")
             .unique()
             .collect()
         )
+        if items is not None:
+            known = pl.DataFrame({"article_id": items.ids}).cast({"article_id": pl.Int32})
+            return inter.join(known, on="article_id", how="semi")
         top_items = (
             inter.group_by("article_id")
             .len()
@@ -254,7 +283,11 @@ class MultVAESource(LearnedSource):
         )
 
     def build(self, history, cutoff, ctx):
-        self._set_x(self._matrix(history, cutoff))
+        # the encoder reads a customer's window, so every customer of the window at `cutoff`
+        # is scored (folded in), on the articles the model was trained on
+        inter = self._matrix(history, cutoff, self.items)
+        self.users = IdIndex.of(inter["customer_id"])
+        self._set_x(inter)
         return MultVAE(len(self.items), self.config)
 
     def pair_scores(self, customers, articles):
@@ -267,11 +300,10 @@ class MultVAESource(LearnedSource):
         out = _gather(logits, cols)
         return np.where(rows[:, None] >= 0, out, -np.inf)
 
-    def score(self, history, customers, cutoff, ctx: SourceContext):
-        empty = pl.DataFrame(schema=SCORES_SCHEMA)
+    def fit(self, history, cutoff, ctx):
         inter = self._matrix(history, cutoff)
         if inter.height == 0:
-            return empty
+            return False
         self.users = IdIndex.of(inter["customer_id"])
         self.items = IdIndex.of(inter["article_id"])
         self._set_x(inter)
@@ -281,6 +313,11 @@ class MultVAESource(LearnedSource):
         if len(train_rows) > self.max_train_customers:
             train_rows = np.sort(rng.choice(train_rows, self.max_train_customers, replace=False))
         self.model, self.losses = train_multvae(x[train_rows], self.config)
+        return True
+
+    def rank(self, history, customers, cutoff, ctx):
+        empty = pl.DataFrame(schema=SCORES_SCHEMA)
+        x = self._x
         wanted = customers["customer_id"].to_numpy()
         rows = self.users.lookup(wanted)
         known = rows >= 0
@@ -329,15 +366,17 @@ class TwoTowerSource(LearnedSource):
         cols = self._table.index.lookup(articles.ravel()).reshape(articles.shape)
         return _gather(users @ items.T, cols)
 
-    def score(self, history, customers, cutoff, ctx: SourceContext):
-        empty = pl.DataFrame(schema=SCORES_SCHEMA)
+    def fit(self, history, cutoff, ctx):
         self._inputs(history, cutoff, ctx)
-        table = self._table
-        data = training_set(history, ctx.customers, table, cutoff, self.config)
+        data = training_set(history, ctx.customers, self._table, cutoff, self.config)
         if len(data.item) == 0:
-            return empty
-        self.items = table.index
-        self.model, self.losses = train_twotower(data, table, self.config)
+            return False
+        self.items = self._table.index
+        self.model, self.losses = train_twotower(data, self._table, self.config)
+        return True
+
+    def rank(self, history, customers, cutoff, ctx):
+        table = self._table
         wanted = customers["customer_id"].to_numpy()
         self.users = IdIndex(wanted)
         scores, idx = retrieve(
@@ -354,3 +393,65 @@ class TwoTowerSource(LearnedSource):
 
 
 LEARNED_SOURCES: list[type[LearnedSource]] = [NeuMFSource, MultVAESource, TwoTowerSource]
+
+
+def training_week(week: date, every: int, origin: date) -> date:
+    """The week whose model serves `week` when learned sources retrain every `every` weeks:
+    the latest week <= `week` a multiple of `every` weeks from `origin` (itself when every=1)."""
+    if every < 1:
+        raise ValueError(f"retrain_every_weeks must be >= 1, got {every}")
+    return week - timedelta(weeks=((week - origin).days // 7) % every)
+
+
+def store_model(folder: Path, src: LearnedSource, week: date) -> Path:
+    """The trained source's weights, settings and ids in its week's model-store folder."""
+    return save_model(
+        folder,
+        src.model,
+        {"source": src.name, "week": str(week), **src.settings()},
+        # the two-tower has no customer index of its own (it encodes any customer's history)
+        users=src.users.ids if src.users is not None else np.zeros(0, np.int32),
+        items=src.items.ids,
+    )
+
+
+def _same_settings(folder: Path, src: LearnedSource) -> bool:
+    """Whether `folder` holds a model trained with `src`'s settings."""
+    path = Path(folder) / "config.json"
+    if not path.exists() or not (Path(folder) / "model.pt").exists():
+        return False
+    stored = json.loads(path.read_text())
+    wanted = json.loads(json.dumps({**src.settings(), "source": src.name}, default=str))
+    return all(stored.get(k) == v for k, v in wanted.items() if k != "losses")
+
+
+def source_for_week(
+    cls: type[LearnedSource],
+    k: int,
+    week: date,
+    trained: date,
+    folder: Path,
+    history: pl.LazyFrame,
+    ctx: SourceContext,
+) -> tuple[LearnedSource, date, bool]:
+    """The source that ranks `week`'s candidates, the week its model is (or will be) trained
+    for, and whether it was trained just now.
+
+    With `trained == week` it is untrained (`generate` trains it on the history before the
+    week). Otherwise it serves with the model trained for the earlier week `trained`, restored
+    from `folder` (that week's model-store folder) when one with the same settings is there,
+    else trained now on the history before `trained` and stored there. Its data inputs (the
+    customers' recent purchases, article sales) are read at `week`, so nothing from `week` or
+    later is seen and nothing but the weights is stale."""
+    src = cls(k=k)
+    if trained == week:
+        return src, week, False
+    fresh = False
+    if not _same_settings(folder, src):
+        if not src.fit(history.filter(pl.col("t_dat") < trained), trained, ctx):
+            return cls(k=k), week, False  # nothing to learn from then: train for the week
+        store_model(folder, src, trained)
+        fresh = True
+    restored = cls.restore(folder, history, week, ctx)
+    restored.k = k
+    return restored, trained, fresh

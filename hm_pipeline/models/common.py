@@ -48,11 +48,35 @@ class IdIndex:
         return np.where(self.ids[pos] == values, pos, -1)
 
 
+MODEL_FILES = ("model.pt", "config.json", "ids.npz")
+POINTER = "trained_for.json"  # a week served by another week's model: which one
+
+
 def save_model(folder: Path, model: torch.nn.Module, config: dict, **extra: np.ndarray) -> Path:
     """state_dict + config.json (+ id arrays) in `folder`; no pickled objects."""
     folder.mkdir(parents=True, exist_ok=True)
+    (folder / POINTER).unlink(missing_ok=True)
     torch.save(model.state_dict(), folder / "model.pt")
     (folder / "config.json").write_text(json.dumps(config, indent=1, default=str))
     if extra:
         np.savez(folder / "ids.npz", **extra)
+    return folder
+
+
+def point_to(folder: Path, target: Path, week: str) -> Path:
+    """Record in `folder` (a week's model folder) that the model trained for `week`, stored in
+    `target`, served that week; model files of an earlier run there are removed."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in MODEL_FILES:
+        (folder / name).unlink(missing_ok=True)
+    (folder / POINTER).write_text(json.dumps({"week": week, "folder": str(target)}, indent=1))
+    return folder
+
+
+def resolve_model_folder(folder: Path) -> Path:
+    """The folder holding the model files of `folder`'s week (following its pointer)."""
+    folder = Path(folder)
+    pointer = folder / POINTER
+    if not (folder / "config.json").exists() and pointer.exists():
+        return Path(json.loads(pointer.read_text())["folder"])
     return folder
