@@ -279,3 +279,35 @@ def test_the_ui_shows_the_graph_and_renders_the_evaluation(materialized) -> None
             page.screenshot(path=folder / "ui_evaluation_summary.png")
         browser.close()
     assert (data / "reports" / "ui_evaluation_summary.png").stat().st_size > 10_000
+
+
+def test_a_learned_source_retrained_every_two_weeks_through_dagster(
+    tiny_world: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """retrain_every_weeks=2 from 2020-09-02: the run for 2020-09-09 trains the model for
+    2020-09-02 (history before it), stores it there and records which model served it."""
+    import json
+    import shutil
+
+    shutil.copytree(tiny_world, tmp_path / "raw")
+    monkeypatch.setenv("HM_DATA_DIR", str(tmp_path))
+    defs = build_defs()
+    instance = dg.DagsterInstance.ephemeral()
+    assert defs.resolve_job_def("raw_tables").execute_in_process(instance=instance).success
+    config = {"retrain_every_weeks": 2, "retrain_from": "2020-09-02"}
+    result = defs.resolve_job_def("weekly_pipeline").execute_in_process(
+        partition_key="2020-09-09",
+        instance=instance,
+        asset_selection=[dg.AssetKey("customers_to_score"), dg.AssetKey("candidates_twotower")],
+        run_config={"ops": {"candidates_twotower": {"config": config}}},
+    )
+    assert result.success
+    models = tmp_path / "models" / "twotower"
+    trained = json.loads((models / "2020-09-02" / "config.json").read_text())
+    assert trained["week"] == "2020-09-02"
+    pointer = json.loads((models / "2020-09-09" / "trained_for.json").read_text())
+    assert pointer["week"] == "2020-09-02" and not (models / "2020-09-09" / "model.pt").exists()
+    meta = result.asset_materializations_for_node("candidates_twotower")[0].metadata
+    assert meta["model_trained_for"].value == "2020-09-02"
+    cands = pl.read_parquet(tmp_path / "lake" / "candidates_twotower" / "2020-09-09.parquet")
+    assert cands.height > 0
