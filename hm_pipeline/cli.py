@@ -491,8 +491,22 @@ def dev(port: int) -> None:
     is_flag=True,
     help="e2e only: keep the steps an earlier run finished (its rows and outputs), run the rest.",
 )
+@click.option(
+    "--retrain-every",
+    type=int,
+    default=4,
+    show_default=True,
+    help="e2e only: train the learned sources every N weeks from the first training week "
+    "(4: once per run, serving the later training week, the validation and prediction weeks).",
+)
 def bench(
-    what: str, scale: str, seed: int, workdir: Path | None, results: Path, resume: bool
+    what: str,
+    scale: str,
+    seed: int,
+    workdir: Path | None,
+    results: Path,
+    resume: bool,
+    retrain_every: int,
 ) -> None:
     """Time one stage in a child process and record wall time and peak RSS in the results file.
     `e2e`: everything from synthesis to the final recommendations, one child per step, written
@@ -511,7 +525,9 @@ def bench(
             for sub in ("lake", "models", "reports", "hm.duckdb"):
                 p = workdir / sub
                 shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
-        rows = run_e2e(scale, seed, BENCH_WEEK, workdir, out, resume=resume)
+        rows = run_e2e(
+            scale, seed, BENCH_WEEK, workdir, out, resume=resume, retrain_every=retrain_every
+        )
         total = sum(r["wall_s"] for r in rows)
         click.echo(f"e2e at scale {scale}: {total / 60:.1f} min over {len(rows)} steps -> {out}")
         return

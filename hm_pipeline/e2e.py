@@ -25,8 +25,6 @@ SKIPPED = {  # reports that read every week or retrain models for comparison onl
 
 def plan(week: str) -> list[tuple[str, list[str], str | None]]:
     """(label, asset keys of one op, partition) in an order that respects dependencies."""
-    from datetime import date, timedelta
-
     import dagster as dg
 
     from hm_pipeline.assets.drops import transaction_drops
@@ -45,8 +43,7 @@ def plan(week: str) -> list[tuple[str, list[str], str | None]]:
     by_first = sorted(ops.items(), key=lambda item: min(order[k] for k in item[1]))
     skip = set(transaction_drops.keys) | {dg.AssetKey(k) for k in SKIPPED}
     weekly, feature_level = set(WEEKLY), set(FEATURE_LEVEL)
-    w = date.fromisoformat(week)
-    training = [str(w - timedelta(days=7 * i)) for i in (2, 1)]
+    training = training_weeks(week)
     prediction = str(CALENDAR.prediction_week)
     steps: list[tuple[str, list[str], str | None]] = []
 
@@ -82,17 +79,39 @@ def finished_rows(out: Path) -> list[dict]:
     return [{**r, "run": r.get("run", started)} for r in earlier["steps"] if r["ok"]]
 
 
+def training_weeks(week: str) -> list[str]:
+    """The two weeks the validation week's rankers learn from (the first holds out nothing,
+    the second is the early-stopping week)."""
+    from datetime import date, timedelta
+
+    w = date.fromisoformat(week)
+    return [str(w - timedelta(days=7 * i)) for i in (2, 1)]
+
+
 def run(
-    scale: str, seed: int, week: str, workdir: Path, out: Path, resume: bool = False
+    scale: str,
+    seed: int,
+    week: str,
+    workdir: Path,
+    out: Path,
+    resume: bool = False,
+    retrain_every: int = 1,
 ) -> list[dict]:
     """Run every step in a child process; write the figures after each one. With `resume`,
-    the steps an earlier run finished (its rows in `out`) are kept and not run again."""
+    the steps an earlier run finished (its rows in `out`) are kept and not run again.
+    `retrain_every` > 1 trains the learned sources every that many weeks from the first
+    training week (4: once per run, for the first training week, serving the other three)."""
     cli = [sys.executable, "-m", "hm_pipeline.cli"]
     started = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     rows: list[dict] = finished_rows(out) if resume else []
     done = {(r["step"], r["partition"]) for r in rows}
     t_start = time.monotonic() - sum(r["wall_s"] for r in rows)
-    env = os.environ | {"HM_DATA_DIR": str(workdir)}
+    env = os.environ | {
+        "HM_DATA_DIR": str(workdir),
+        "HM_RETRAIN_EVERY_WEEKS": str(retrain_every),
+        "HM_RETRAIN_FROM": training_weeks(week)[0],
+    }
+    settings = {"retrain_every_weeks": retrain_every, "retrain_from": training_weeks(week)[0]}
     synth = [*cli, "synth", "--scale", scale, "--seed", str(seed), "--out", str(workdir / "raw"),
              "--force"]  # fmt: skip
     for name, keys, partition in [("synth", None, None), *plan(week)]:
@@ -111,6 +130,7 @@ def run(
         rows.append(
             {
                 "run": started,
+                "settings": settings,
                 "step": name,
                 "assets": ",".join(keys or ["(raw CSV files)"]),
                 "partition": partition or "",
@@ -165,10 +185,11 @@ def _write(rows, out: Path, scale, seed, week, started, total) -> None:
         "|---|---|---|",
         *[f"| {k} | {v:.0f} | {v / max(total, 1):.0%} |" for k, v in top],
         "",
-        "| run | step | assets | partition | wall s | peak RSS GB | ok |",
-        "|---|---|---|---|---|---|---|",
+        "| run | retrain every | step | assets | partition | wall s | peak RSS GB | ok |",
+        "|---|---|---|---|---|---|---|---|",
         *[
-            f"| {r['run']} | {r['step']} | {r['assets']} | {r['partition']} | {r['wall_s']} | "
+            f"| {r['run']} | {r.get('settings', {}).get('retrain_every_weeks', 1)} | "
+            f"{r['step']} | {r['assets']} | {r['partition']} | {r['wall_s']} | "
             f"{r['peak_rss_gb']} | {'yes' if r['ok'] else 'FAILED'} |"
             for r in rows
         ],

@@ -118,3 +118,13 @@ def test_non_personal_sources_cover_every_customer(name: str, tiny_tables: dict)
     )
     counts = out.group_by("customer_id").len()
     assert counts.height == cust.height and (counts["len"] == K).all()
+
+
+@pytest.mark.parametrize("name", ["similar_fused", "similar_text"])
+def test_similarity_in_chunks_of_customers_gives_the_same_lists(name: str, setup) -> None:
+    """Chunks of 7 customers (each keeping its own top k) give what one chunk gives."""
+    tx, ctx, customers = setup
+    whole = REGISTRY[name](k=K).generate(tx.lazy(), customers, CUTOFF, ctx)
+    chunked = REGISTRY[name](k=K, chunk=7).generate(tx.lazy(), customers, CUTOFF, ctx)
+    assert whole["customer_id"].n_unique() > 7 * 3  # several chunks
+    assert chunked.equals(whole)

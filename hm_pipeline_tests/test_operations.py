@@ -11,6 +11,7 @@ from datetime import datetime
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
 from hm_pipeline.definitions import build_defs
 from hm_pipeline.partitions import CALENDAR
@@ -86,3 +87,41 @@ def test_the_end_to_end_plan_covers_every_asset_in_dependency_order() -> None:
     # the training weeks stop at the features: no rankers or evaluation for them
     assert ("ranker_lightgbm", "2020-09-09") not in done
     assert ("evaluation_report", "2020-09-16") in done
+
+
+def test_a_resumed_end_to_end_run_keeps_the_finished_steps(tmp_path, monkeypatch) -> None:
+    """--resume: the rows an earlier run finished are kept (with the run that measured them)
+    and their steps skipped; the retraining setting reaches every step's environment."""
+    import json
+
+    from hm_pipeline import e2e
+
+    out = tmp_path / "e2e-tiny.md"
+    earlier = [
+        {"step": "synth", "assets": "(raw CSV files)", "partition": "", "wall_s": 5.0,
+         "peak_rss_gb": 1.0, "ok": True},
+        {"step": "articles", "assets": "articles", "partition": "", "wall_s": 2.0,
+         "peak_rss_gb": 1.0, "ok": False},
+    ]  # fmt: skip
+    summary = {"started": "2026-01-01 00:00 UTC"}
+    out.with_suffix(".json").write_text(json.dumps({"summary": summary, "steps": earlier}))
+    kept = e2e.finished_rows(out)
+    assert [r["step"] for r in kept] == ["synth"]  # the failed step is run again
+    assert kept[0]["run"] == "2026-01-01 00:00 UTC"
+
+    seen: list[tuple[list[str], dict]] = []
+
+    class Stop(Exception):
+        pass
+
+    def popen(cmd, env):
+        seen.append((cmd, env))
+        raise Stop
+
+    monkeypatch.setattr(e2e.subprocess, "Popen", popen)
+    with pytest.raises(Stop):
+        e2e.run("tiny", 1, "2020-09-16", tmp_path, out, resume=True, retrain_every=4)
+    cmd, env = seen[0]
+    assert "synth" not in cmd and "articles" in ",".join(cmd)  # synth kept, next step run
+    assert env["HM_RETRAIN_EVERY_WEEKS"] == "4" and env["HM_RETRAIN_FROM"] == "2020-09-02"
+    assert e2e.training_weeks("2020-09-16") == ["2020-09-02", "2020-09-09"]

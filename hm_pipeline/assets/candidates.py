@@ -1,5 +1,7 @@
 """One candidate asset per registered source and week."""
 
+import os
+
 import dagster as dg
 import polars as pl
 
@@ -24,12 +26,14 @@ class CandidateConfig(dg.Config):
 
     k: int = 200
     prediction_week_k: int = 50
-    retrain_every_weeks: int = 1
+    retrain_every_weeks: int = int(os.environ.get("HM_RETRAIN_EVERY_WEEKS") or 1)
     """Learned sources: 1 trains a model for every week. n > 1 trains one every n weeks
     (counted from `retrain_from`) and serves the weeks between with it: its inputs (the
     customers' recent purchases, article sales) are read at each week's cutoff, only the
     weights are up to n-1 weeks old. At full scale this saves most of a run's training."""
-    retrain_from: str = str(CALENDAR.partition_weeks[0])
+    retrain_from: str = os.environ.get("HM_RETRAIN_FROM") or str(CALENDAR.partition_weeks[0])
+    """The first training week; both defaults come from $HM_RETRAIN_EVERY_WEEKS and
+    $HM_RETRAIN_FROM when set (so the CLI, the schedule and benchmarks can choose them)."""
 
 
 def candidate_asset(source: type[CandidateSource]) -> dg.AssetsDefinition:

@@ -65,22 +65,24 @@ class CandidateSource(ABC):
             pl.col("article_id").cast(pl.Int32), pl.col("score").cast(pl.Float64).round(9)
         ).join(catalogue, on="article_id", how="semi")
         if "customer_id" not in scored.collect_schema().names():
-            top = _top_k(scored.with_columns(pl.lit(0, pl.Int32).alias("customer_id")), self.k)
+            top = top_k(scored.with_columns(pl.lit(0, pl.Int32).alias("customer_id")), self.k)
             scored = cust.lazy().join(top.drop("customer_id", "rank"), how="cross")
         else:
             scored = scored.with_columns(pl.col("customer_id").cast(pl.Int32)).join(
                 cust.lazy(), on="customer_id", how="semi"
             )
         return (
-            _top_k(scored.group_by("customer_id", "article_id").agg(pl.col("score").max()), self.k)
+            top_k(scored.group_by("customer_id", "article_id").agg(pl.col("score").max()), self.k)
             .select(list(CANDIDATE_SCHEMA))
             .collect(engine="streaming")
             .cast(CANDIDATE_SCHEMA)
         )
 
 
-def _top_k(scored: pl.LazyFrame, k: int) -> pl.LazyFrame:
-    """The k best rows per customer by score, ties by article id, with rank 1..k."""
+def top_k(scored: pl.LazyFrame, k: int) -> pl.LazyFrame:
+    """The k best rows per customer by score (rounded as `generate` rounds it, so a source that
+    cuts its own lists early keeps what `generate` would), ties by article id, rank 1..k."""
+    scored = scored.with_columns(pl.col("score").cast(pl.Float64).round(9))
     return (
         scored.sort(["customer_id", "score", "article_id"], descending=[False, True, False])
         .with_columns(

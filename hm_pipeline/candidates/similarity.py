@@ -5,6 +5,8 @@ A customer's recent purchases (the last `max_recent` distinct articles of the la
 weigh 2^(-age / half_life). Targets are the articles sold in the last `pool_days` (what is on
 sale). Each purchased article's `neighbours` most similar targets come from a chunked matmul +
 top-k; a target's score is the weighted sum of its similarities to the customer's purchases.
+Customers are scored in chunks, each keeping its k best per customer, so memory does not grow
+with the number of customers (the prediction week scores all of them).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import numpy as np
 import polars as pl
 import torch
 
-from hm_pipeline.candidates.base import CandidateSource, SourceContext
+from hm_pipeline.candidates.base import CandidateSource, SourceContext, top_k
 from hm_pipeline.embeddings.common import matrix
 
 
@@ -78,10 +80,11 @@ class EmbeddingSimilarity(CandidateSource):
         half_life_days: float = 14.0,
         pool_days: int = 28,
         neighbours: int = 50,
+        chunk: int = 20_000,
     ):
         super().__init__(k)
         self.days, self.max_recent, self.half_life = days, max_recent, half_life_days
-        self.pool_days, self.neighbours = pool_days, neighbours
+        self.pool_days, self.neighbours, self.chunk = pool_days, neighbours, chunk
 
     def score(self, history, customers, cutoff, ctx: SourceContext):
         missing = [e for e in self.embeddings if e not in ctx.embeddings]
@@ -90,6 +93,7 @@ class EmbeddingSimilarity(CandidateSource):
         recent = (
             recent_purchases(history, cutoff, self.days, self.max_recent, self.half_life)
             .join(customers.lazy(), on="customer_id", how="semi")
+            .sort("customer_id", "article_id")
             .collect()
         )
         pool = (
@@ -101,27 +105,48 @@ class EmbeddingSimilarity(CandidateSource):
             .to_numpy()
         )
         sources = recent["article_id"].unique().sort().to_numpy()
+        neighbours = {
+            name: nearest(ctx.embeddings[name], sources, pool, self.neighbours).lazy()
+            for name in self.embeddings
+        }
+        # row ranges of whole customers (recent is sorted by customer)
+        ids = recent["customer_id"].to_numpy()
+        firsts = np.r_[0, np.flatnonzero(np.diff(ids)) + 1]  # each customer's first row
+        bounds = sorted({*firsts[:: self.chunk].tolist(), recent.height})
+        parts = [
+            self._score_chunk(recent.slice(a, b - a).lazy(), neighbours).collect()
+            for a, b in zip(bounds[:-1], bounds[1:], strict=True)
+        ]
+        return (
+            pl.concat(parts)
+            if parts
+            else pl.DataFrame(
+                schema={"customer_id": pl.Int32, "article_id": pl.Int32, "score": pl.Float64}
+            )
+        )
+
+    def _score_chunk(self, recent: pl.LazyFrame, neighbours: dict) -> pl.LazyFrame:
+        """The k best targets of each customer in `recent` (whole customers)."""
         per_embedding = []
-        for name in self.embeddings:
-            nn = nearest(ctx.embeddings[name], sources, pool, self.neighbours)
+        for nn in neighbours.values():
             s = (
-                recent.lazy()
-                .join(nn.lazy(), left_on="article_id", right_on="source", suffix="_t")
+                recent.join(nn, left_on="article_id", right_on="source", suffix="_t")
                 .group_by("customer_id", "article_id_t")
                 .agg((pl.col("weight") * pl.col("sim")).sum().alias("score"))
                 .rename({"article_id_t": "article_id"})
             )
-            if len(self.embeddings) > 1:
+            if len(neighbours) > 1:
                 s = s.with_columns(
                     pl.col("score") / pl.col("score").abs().max().over("customer_id")
                 )
             per_embedding.append(s)
-        return (
+        scored = (
             pl.concat(per_embedding)
             .group_by("customer_id", "article_id")
             .agg(pl.col("score").sum())
-            .collect()
+            .with_columns(pl.col("customer_id").cast(pl.Int32), pl.col("article_id").cast(pl.Int32))
         )
+        return top_k(scored, self.k).drop("rank")
 
 
 class TextSimilarity(EmbeddingSimilarity):
