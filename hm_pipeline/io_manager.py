@@ -17,7 +17,7 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from hm_pipeline.lake import check_readable, write_parquet_atomic
+from hm_pipeline.lake import Chunked, check_readable, write_parquet_atomic
 from hm_pipeline.settings import calendar_state
 
 APPENDED = {"transactions": "transaction_drops"}  # table -> the partitioned asset appended to it
@@ -58,11 +58,11 @@ class ParquetIOManager(dg.ConfigurableIOManager):
         return base / f"{partition_key}.parquet" if partition_key else base.with_suffix(".parquet")
 
     def handle_output(
-        self, context: dg.OutputContext, obj: pl.DataFrame | pl.LazyFrame | None
+        self, context: dg.OutputContext, obj: pl.DataFrame | pl.LazyFrame | Chunked | None
     ) -> None:
         if obj is None:
             return
-        if not isinstance(obj, pl.DataFrame | pl.LazyFrame):
+        if not isinstance(obj, pl.DataFrame | pl.LazyFrame | Chunked):
             raise TypeError(
                 f"{context.asset_key.to_user_string()}: expected a polars frame, got {type(obj)}"
             )
@@ -83,6 +83,7 @@ class ParquetIOManager(dg.ConfigurableIOManager):
                 "dagster/row_count": rows,
                 "dagster/column_schema": table_schema(schema),
                 "path": dg.MetadataValue.path(str(path)),
+                **(obj.metadata() if isinstance(obj, Chunked) else {}),
             }
         )
 

@@ -12,7 +12,8 @@ import hashlib
 import os
 import re
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
@@ -49,11 +50,40 @@ def _sweep_temporaries(path: Path) -> None:
         stale.unlink(missing_ok=True)
 
 
-def write_parquet_atomic(frame: pl.DataFrame | pl.LazyFrame, path: Path) -> int:
+@dataclass
+class Chunked:
+    """A table made chunk by chunk (frames of one schema), written as each chunk comes, so the
+    whole table is never in memory. `schema` types an empty table; `metadata()` is asked once
+    the chunks are written (statistics gathered while they were made)."""
+
+    chunks: Iterable[pl.DataFrame]
+    schema: pl.Schema | dict
+    metadata: Callable[[], dict] = field(default=lambda: {})
+
+
+def _write_chunks(table: Chunked, path: Path) -> None:
+    writer = None
+    try:
+        for chunk in table.chunks:
+            if chunk.height == 0:
+                continue
+            arrow = chunk.to_arrow()
+            if writer is None:
+                writer = pq.ParquetWriter(path, arrow.schema)
+            writer.write_table(arrow)
+        if writer is None:
+            pl.DataFrame(schema=table.schema).write_parquet(path, statistics=True)
+    finally:
+        if writer is not None:
+            writer.close()
+
+
+def write_parquet_atomic(frame: pl.DataFrame | pl.LazyFrame | Chunked, path: Path) -> int:
     """Write `frame` to `path` through a temporary file in the same folder, then rename; its
     checksum goes beside it.
 
-    A LazyFrame is streamed (sink) rather than collected. Returns the number of rows written.
+    A LazyFrame is streamed (sink) rather than collected, a Chunked table written chunk by
+    chunk. Returns the number of rows written.
     """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
@@ -61,7 +91,9 @@ def write_parquet_atomic(frame: pl.DataFrame | pl.LazyFrame, path: Path) -> int:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         _sweep_temporaries(path)
-        if isinstance(frame, pl.LazyFrame):
+        if isinstance(frame, Chunked):
+            _write_chunks(frame, tmp)
+        elif isinstance(frame, pl.LazyFrame):
             frame.sink_parquet(tmp, statistics=True)
         else:
             frame.write_parquet(tmp, statistics=True)

@@ -62,12 +62,19 @@ def final_top12(
     ).sort("customer_id", "rank")
 
 
-def with_sources(top: pl.DataFrame, union: pl.DataFrame) -> pl.DataFrame:
+def with_sources(top: pl.DataFrame, union: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
     """Adds `sources`: the sources that found each recommended article, with their rank
-    ("twotower:3, repurchase:1"), from the week's candidate union."""
+    ("twotower:3, repurchase:1"), from the week's candidate union (read lazily: at full scale
+    the prediction week's union does not fit in memory)."""
     names = source_names(union)
-    found = union.join(
-        top.select("customer_id", "article_id"), on=["customer_id", "article_id"], how="semi"
+    found = (
+        union.lazy()
+        .join(
+            top.lazy().select("customer_id", "article_id"),
+            on=["customer_id", "article_id"],
+            how="semi",
+        )
+        .collect(engine="streaming")
     )
     parts = [
         pl.when(pl.col(f"{n}_rank").is_not_null()).then(pl.format(f"{n}:{{}}", pl.col(f"{n}_rank")))

@@ -9,11 +9,12 @@ import polars as pl
 
 from hm_pipeline import plots
 from hm_pipeline.candidates import REGISTRY
+from hm_pipeline.lake import Chunked
 from hm_pipeline.partitions import CALENDAR, weekly_partitions
 from hm_pipeline.ranking import dlrm, lgbm, training
 from hm_pipeline.ranking.features import FeatureInputs, build_features
 from hm_pipeline.ranking.shards import N_SHARDS, restore_scorers, score_shard, shard_keys
-from hm_pipeline.ranking.union import candidate_union
+from hm_pipeline.ranking.union import union_in_chunks
 from hm_pipeline.resources import ModelStore, Reports
 from hm_pipeline.weeks import parse_week
 
@@ -50,23 +51,23 @@ class UnionConfig(dg.Config):
 
     per_source: int = 40
     max_per_customer: int | None = None
+    chunk_customer_ids: int = 200_000
+    """The union is built for customer ids in ranges of this width, one range at a time, and
+    written as it goes (the prediction week holds every customer)."""
 
 
 @dg.asset(group_name=GROUP, partitions_def=weekly_partitions, ins=CANDIDATE_INS)
 def ranker_candidates(
     context: dg.AssetExecutionContext, config: UnionConfig, **candidates: pl.LazyFrame
-) -> pl.DataFrame:
+) -> Chunked:
     """One row per (customer, article) found by any source in its top `per_source`, with every
     source's score and rank (null when it did not find it)."""
     sources = {name.removeprefix("candidates_"): lf for name, lf in candidates.items()}
-    union = candidate_union(sources, config.per_source, config.max_per_customer).collect(
-        engine="streaming"
+    chunked = union_in_chunks(
+        sources, config.per_source, config.max_per_customer, config.chunk_customer_ids
     )
-    per = union.group_by("customer_id").len()["len"]
-    context.add_output_metadata(
-        {"customers": per.len(), "mean_per_customer": float(per.mean() or 0)}
-    )
-    return union
+    context.log.info(f"union in {len(chunked.bounds)} ranges of customer ids")
+    return chunked.table
 
 
 def _inputs(week, transactions, articles, customers, customer_features, article_features, emb):

@@ -38,7 +38,7 @@ def recommendations(
     customer_ids: pl.DataFrame,
     articles: pl.DataFrame,
     transactions: pl.LazyFrame,
-    ranker_candidates: pl.DataFrame,
+    ranker_candidates: pl.LazyFrame,
     prediction_scores: dict,
     **lists: pl.LazyFrame,
 ) -> pl.DataFrame:

@@ -3,7 +3,11 @@ each source's score and rank as columns (null where the source did not find it).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import polars as pl
+
+from hm_pipeline.lake import Chunked
 
 
 def candidate_union(
@@ -47,6 +51,55 @@ def candidate_union(
             descending=[False, False, True, False],
         ).filter(pl.int_range(pl.len()).over("customer_id") < max_per_customer)
     return union.sort("customer_id", "article_id")
+
+
+@dataclass
+class ChunkedUnion:
+    """The union as a Chunked table over ranges [a, b) of customer ids."""
+
+    table: Chunked
+    bounds: list[tuple[int, int]]
+
+
+def union_in_chunks(
+    sources: dict[str, pl.LazyFrame | pl.DataFrame],
+    per_source: int,
+    max_per_customer: int | None,
+    width: int,
+) -> ChunkedUnion:
+    """`candidate_union` for customer ids in ranges of `width`, one range at a time (rows in
+    the same order as the whole union); its statistics become the table's metadata."""
+    lazy = {n: lf.lazy() for n, lf in sources.items()}
+    ends = pl.concat(
+        [lf.select(pl.col("customer_id").min().alias("lo"), pl.col("customer_id").max().alias("hi"))
+         for lf in lazy.values()]
+    ).collect()  # fmt: skip
+    lo, hi = ends["lo"].min(), ends["hi"].max()
+    bounds = [] if lo is None else [(a, min(a + width, hi + 1)) for a in range(lo, hi + 1, width)]
+    schema = candidate_union(
+        {n: lf.head(0) for n, lf in lazy.items()}, per_source, max_per_customer
+    ).collect_schema()
+    stats = {"rows": 0, "customers": 0}
+
+    def chunks():
+        for a, b in bounds:
+            in_range = pl.col("customer_id").is_between(a, b - 1)
+            part = candidate_union(
+                {n: lf.filter(in_range) for n, lf in lazy.items()},
+                per_source,
+                max_per_customer,
+            ).collect(engine="streaming")
+            stats["rows"] += part.height
+            stats["customers"] += part["customer_id"].n_unique()
+            yield part
+
+    def metadata() -> dict:
+        return {
+            "customers": stats["customers"],
+            "mean_per_customer": stats["rows"] / max(stats["customers"], 1),
+        }
+
+    return ChunkedUnion(Chunked(chunks(), schema, metadata), bounds)
 
 
 def source_names(union: pl.DataFrame | pl.LazyFrame) -> list[str]:
