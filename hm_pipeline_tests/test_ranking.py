@@ -54,6 +54,28 @@ def test_training_sample_keeps_positives_and_caps_negatives() -> None:
     assert out.equals(again)
 
 
+def test_training_rows_read_lazily_equal_the_eager_sample(tmp_path) -> None:
+    """Choosing the rows on the keys, then reading their features from the parquet file, gives
+    the eager sample; a week's table read a range of customers at a time gives all its rows."""
+    rng = np.random.default_rng(0)
+    n = 6_000
+    feats = pl.DataFrame(
+        {
+            "customer_id": rng.integers(0, 300, n).astype(np.int32),
+            "article_id": rng.integers(0, 500, n).astype(np.int32),
+            "f": rng.random(n),
+        }
+    ).unique(["customer_id", "article_id"])
+    labels = feats.sample(400, seed=1).select("customer_id", "article_id")
+    feats.write_parquet(tmp_path / "f.parquet")
+    eager = training.sample_training(training.label(feats, labels), 5, seed=2)
+    lazy = training.training_rows(pl.scan_parquet(tmp_path / "f.parquet"), labels, 5, seed=2)
+    assert lazy.equals(eager) and 0 < lazy.height < feats.height
+    chunks = list(training.customer_chunks(pl.scan_parquet(tmp_path / "f.parquet"), 70))
+    assert len(chunks) == 5
+    assert pl.concat(chunks).equals(feats.sort("customer_id", "article_id"))
+
+
 @pytest.fixture(scope="module")
 def week_features(tiny_tables, tiny_catalogue_embeddings):
     """The tiny world's union and features for WEEK from two sources, from the full data and

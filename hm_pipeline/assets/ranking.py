@@ -167,7 +167,7 @@ def rankers(
         raise dg.Failure(f"n_training_weeks is at most {MAX_TRAINING_WEEKS}")
     labs = {w: lf.collect() for w, lf in labels.items()}
     assert all(w < week for w in labs), "a ranker may only read labels of earlier weeks"
-    feats = {w: lf.collect() for w, lf in ranker_features.items() if w < week}
+    feats = {w: lf for w, lf in ranker_features.items() if w < week}  # read sampled rows only
     train, valid = training.assemble(
         feats, labs, week, config.n_training_weeks, config.max_negatives, config.seed
     )
@@ -185,9 +185,11 @@ def rankers(
             training.ranked(frame, dlrm.predict(model, prep, frame), config.k),
         )
 
-    now = ranker_features[week].collect()
-    if now.height:
-        top_lgb, top_dlrm = score(now)
+    now = ranker_features[week]
+    if now.collect_schema().names():  # W's table, a range of customers at a time
+        scored = [score(chunk) for chunk in training.customer_chunks(now, config.chunk_customers)]
+        top_lgb = pl.concat([a for a, _ in scored]) if scored else empty
+        top_dlrm = pl.concat([b for _, b in scored]) if scored else empty
     else:  # the prediction week: prediction_scores scores it, one customer shard at a time
         top_lgb, top_dlrm = empty, empty
         for name in ("ranker_lightgbm", "ranker_dlrm"):

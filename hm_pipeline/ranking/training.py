@@ -10,13 +10,15 @@ import polars as pl
 from hm_pipeline.ranking.features import KEYS
 
 
-def label(features: pl.DataFrame, labels: pl.DataFrame) -> pl.DataFrame:
+def label(features: pl.DataFrame | pl.LazyFrame, labels: pl.DataFrame):
     """features with label = 1 where the customer bought the article in the week."""
     bought = labels.select(KEYS).unique().with_columns(pl.lit(1, pl.Int8).alias("label"))
+    if isinstance(features, pl.LazyFrame):
+        bought = bought.lazy()
     return features.join(bought, on=KEYS, how="left").with_columns(pl.col("label").fill_null(0))
 
 
-def sample_training(labelled: pl.DataFrame, max_negatives: int, seed: int = 0) -> pl.DataFrame:
+def sample_training(labelled: pl.DataFrame | pl.LazyFrame, max_negatives: int, seed: int = 0):
     """Customers with at least one positive, all their positives and at most `max_negatives`
     negatives each (drawn by a seeded hash, so the same seed gives the same rows)."""
     with_pos = labelled.filter(pl.col("label").max().over("customer_id") == 1)
@@ -30,8 +32,19 @@ def sample_training(labelled: pl.DataFrame, max_negatives: int, seed: int = 0) -
     )
 
 
+def training_rows(
+    features: pl.DataFrame | pl.LazyFrame, labels: pl.DataFrame, max_negatives: int, seed: int = 0
+) -> pl.DataFrame:
+    """`sample_training(label(features, labels))`, choosing the rows on the keys alone and then
+    reading only those rows' features (a full-scale week's feature table does not fit in
+    memory beside the models; the sample is about a seventh of it)."""
+    lazy = features.lazy()
+    chosen = sample_training(label(lazy.select(KEYS), labels), max_negatives, seed)
+    return lazy.join(chosen, on=KEYS, how="inner").sort(KEYS).collect(engine="streaming")
+
+
 def assemble(
-    features: dict[str, pl.DataFrame],
+    features: dict[str, pl.DataFrame | pl.LazyFrame],
     labels: dict[str, pl.DataFrame],
     week: str,
     n_weeks: int,
@@ -43,7 +56,7 @@ def assemble(
     in column `week`; groups are (week, customer)."""
     earlier = sorted(w for w in features if w < week and w in labels)[-n_weeks:]
     sets = {
-        w: sample_training(label(features[w], labels[w]), max_negatives, seed).with_columns(
+        w: training_rows(features[w], labels[w], max_negatives, seed).with_columns(
             pl.lit(w).alias("week")
         )
         for w in earlier
@@ -54,6 +67,17 @@ def assemble(
         return sets[earlier[0]], None
     train = pl.concat([sets[w] for w in earlier[:-1]], how="diagonal_relaxed")
     return train, sets[earlier[-1]]
+
+
+def customer_chunks(features: pl.LazyFrame, size: int):
+    """The feature table in frames of about `size` customers each (consecutive id ranges)."""
+    ids = features.select("customer_id").unique().sort("customer_id").collect()["customer_id"]
+    for s in range(0, len(ids), size):
+        part = ids[s : s + size]
+        frame = features.filter(pl.col("customer_id").is_between(part[0], part[-1])).collect(
+            engine="streaming"
+        )
+        yield frame.sort(KEYS)
 
 
 def group_sizes(frame: pl.DataFrame) -> np.ndarray:
