@@ -139,13 +139,13 @@ def run(
                 "ok": code == 0,
             }
         )
-        _write(rows, out, scale, seed, week, started, time.monotonic() - t_start)
+        _write(rows, out, scale, seed, week, time.monotonic() - t_start)
         if code != 0:
             raise SystemExit(f"[e2e] {name} {partition or ''} failed with exit code {code}")
     return rows
 
 
-def _write(rows, out: Path, scale, seed, week, started, total) -> None:
+def _write(rows, out: Path, scale, seed, week, total) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     runs = sorted({r["run"] for r in rows})
     summary = {

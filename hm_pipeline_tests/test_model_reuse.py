@@ -14,10 +14,10 @@ from hm_pipeline.candidates import SourceContext
 from hm_pipeline.candidates.learned import (
     LEARNED_SOURCES,
     LearnedSource,
+    keep_model,
     source_for_week,
     training_week,
 )
-from hm_pipeline.models.common import point_to
 from hm_pipeline.splits import labels as week_labels
 
 WEEK = date(2020, 9, 2)
@@ -58,7 +58,8 @@ def test_a_week_served_by_an_earlier_weeks_model(name, tiny_tables, tmp_path: Pa
     assert again.generate(tx, buyers, WEEK, ctx).equals(out)
 
     # a week's folder that points at the model restores it
-    pointer = point_to(tmp_path / str(WEEK), folder, str(EARLIER))
+    pointer = keep_model(src, WEEK, EARLIER, lambda w: tmp_path / w)
+    assert pointer == tmp_path / str(WEEK) and not (pointer / "model.pt").exists()
     via_pointer = cls.restore(pointer, tx, WEEK, ctx)
     via_pointer.k = 50
     assert via_pointer.generate(tx, buyers, WEEK, ctx).equals(out)

@@ -8,11 +8,10 @@ import polars as pl
 from hm_pipeline.candidates import REGISTRY, CandidateSource, SourceContext
 from hm_pipeline.candidates.learned import (
     LearnedSource,
+    keep_model,
     source_for_week,
-    store_model,
     training_week,
 )
-from hm_pipeline.models.common import point_to
 from hm_pipeline.partitions import CALENDAR, weekly_partitions
 from hm_pipeline.resources import ModelStore
 from hm_pipeline.weeks import parse_week
@@ -85,11 +84,7 @@ def candidate_asset(source: type[CandidateSource]) -> dg.AssetsDefinition:
                 )
         out = src.generate(transactions, customers_to_score["customer_id"], week, ctx)
         if getattr(src, "model", None) is not None:  # learned: keep the weights and settings
-            folder = model_store.folder(source.name, context.partition_key)
-            if served_by == week:
-                store_model(folder, src, week)
-            else:
-                point_to(folder, model_store.folder(source.name, str(served_by)), str(served_by))
+            folder = keep_model(src, week, served_by, lambda w: model_store.folder(source.name, w))
             context.add_output_metadata(
                 {
                     "model": dg.MetadataValue.path(str(folder)),

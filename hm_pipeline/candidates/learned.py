@@ -12,7 +12,7 @@ import torch
 from scipy import sparse
 
 from hm_pipeline.candidates.base import CandidateSource, SourceContext
-from hm_pipeline.models.common import IdIndex, resolve_model_folder, save_model
+from hm_pipeline.models.common import IdIndex, point_to, resolve_model_folder, save_model
 from hm_pipeline.models.multvae import MultVAE, MultVAEConfig, top_k, train_multvae
 from hm_pipeline.models.neumf import NeuMF, NeuMFConfig, train_neumf
 from hm_pipeline.models.twotower import (
@@ -455,3 +455,13 @@ def source_for_week(
     restored = cls.restore(folder, history, week, ctx)
     restored.k = k
     return restored, trained, fresh
+
+
+def keep_model(src: LearnedSource, week: date, served_by: date, folder_of) -> Path:
+    """After `week`'s candidates: store the model in `week`'s model-store folder when it was
+    trained for `week`, else point that folder at the model of `served_by` (which served it).
+    `folder_of(week_str)` is the model-store folder of a week."""
+    folder = folder_of(str(week))
+    if served_by == week:
+        return store_model(folder, src, week)
+    return point_to(folder, folder_of(str(served_by)), str(served_by))
