@@ -162,9 +162,11 @@ def _write(rows, out: Path, scale, seed, week, total) -> None:
         "skipped": SKIPPED,
     }
     out.with_suffix(".json").write_text(json.dumps({"summary": summary, "steps": rows}, indent=1))
-    by_step: dict[str, float] = {}
-    for r in rows:
-        by_step[r["step"]] = by_step.get(r["step"], 0) + r["wall_s"]
+    by_step = _by(rows, "step")
+    ranking_steps = {"ranker_candidates", "ranker_features", "rankers"}
+    ranking = sum(
+        r["wall_s"] for r in rows if r["partition"] == week and r["step"] in ranking_steps
+    )
     top = sorted(by_step.items(), key=lambda kv: -kv[1])[:10]
     lines = [
         f"# End-to-end benchmark ({scale})",
@@ -178,6 +180,10 @@ def _write(rows, out: Path, scale, seed, week, total) -> None:
         f"- steps finished: {len(rows)}; wall time so far: {total / 60:.1f} min; "
         f"largest peak RSS: {summary['peak_rss_gb']} GB (target: {summary['target']})",
         "- not run: " + "; ".join(f"{k} ({v})" for k, v in SKIPPED.items()),
+        "",
+        "By partition (minutes, steps summed; catalogue = the unpartitioned steps): "
+        + ", ".join(f"{p} {v / 60:.1f}" for p, v in _by(rows, "partition").items()),
+        f"- the validation week's union, feature table and rankers: {ranking / 60:.1f} min",
         "",
         "Where the time goes (steps summed over partitions):",
         "",
@@ -195,3 +201,11 @@ def _write(rows, out: Path, scale, seed, week, total) -> None:
         ],
     ]
     out.write_text("\n".join(lines) + "\n")
+
+
+def _by(rows: list[dict], key: str) -> dict[str, float]:
+    """Wall seconds summed by a row field (an empty partition is the catalogue)."""
+    out: dict[str, float] = {}
+    for r in rows:
+        out[r[key] or "catalogue"] = out.get(r[key] or "catalogue", 0) + r["wall_s"]
+    return out

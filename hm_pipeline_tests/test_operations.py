@@ -125,3 +125,5 @@ def test_a_resumed_end_to_end_run_keeps_the_finished_steps(tmp_path, monkeypatch
     assert "synth" not in cmd and "articles" in ",".join(cmd)  # synth kept, next step run
     assert env["HM_RETRAIN_EVERY_WEEKS"] == "4" and env["HM_RETRAIN_FROM"] == "2020-09-02"
     assert e2e.training_weeks("2020-09-16") == ["2020-09-02", "2020-09-09"]
+    e2e._write(kept, out, "tiny", 1, "2020-09-16", 5.0)
+    assert "catalogue 0.1" in out.read_text()  # synth's 5 s, summed by partition
