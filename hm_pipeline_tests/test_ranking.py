@@ -214,6 +214,19 @@ def test_union_cap_keeps_the_best_ranked() -> None:
     assert u["article_id"].to_list() == [10, 12]
 
 
+def test_only_the_prediction_weeks_union_is_cut_by_default() -> None:
+    from hm_pipeline.assets.ranking import UnionConfig, union_limit
+    from hm_pipeline.partitions import CALENDAR
+
+    week, prediction = str(CALENDAR.validation_weeks[-1]), str(CALENDAR.prediction_week)
+    default = UnionConfig()
+    assert union_limit(default, week) is None
+    assert union_limit(default, prediction) == default.prediction_max_per_customer == 100
+    assert union_limit(UnionConfig(max_per_customer=60), prediction) == 60
+    assert union_limit(UnionConfig(max_per_customer=60), week) == 60
+    assert union_limit(UnionConfig(prediction_max_per_customer=None), prediction) is None
+
+
 def test_shards_split_the_customers_and_score_as_one_piece(week_features) -> None:
     from hm_pipeline.ranking.shards import parse_shard, score_shard, shard_keys
 
