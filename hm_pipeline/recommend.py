@@ -12,6 +12,34 @@ import polars as pl
 from hm_pipeline.evaluation import blend, to_submission
 from hm_pipeline.ranking.union import source_names
 
+RANKERS = ("ranker_lightgbm", "ranker_dlrm")
+
+
+def validation_table(reports_dir: Path | str, prefix: str, weeks) -> pl.DataFrame:
+    """The `<prefix>_<week>.csv` evaluation tables of those validation `weeks` written so far,
+    stacked; a clear error when there is none."""
+    files = [Path(reports_dir) / f"{prefix}_{w}.csv" for w in weeks]
+    found = [f for f in files if f.exists()]
+    if not found:
+        raise FileNotFoundError(
+            f"no {prefix}_<week>.csv in {reports_dir}: materialize evaluation_report for the "
+            "validation weeks first"
+        )
+    return pl.concat([pl.read_csv(f) for f in found], how="diagonal_relaxed")
+
+
+def scoring_rankers(wanted: list[str] | None, validation: pl.DataFrame | None) -> list[str]:
+    """The rankers that score the prediction week: `wanted` when given (checked), otherwise
+    only the one the final recommendations use (better mean validation MAP@12)."""
+    if wanted:
+        unknown = sorted(set(wanted) - set(RANKERS))
+        if unknown:
+            raise ValueError(f"unknown rankers {unknown}: choose from {list(RANKERS)}")
+        return [r for r in RANKERS if r in wanted]
+    if validation is None:
+        raise ValueError("no validation table to choose the ranker from")
+    return [choose(validation, list(RANKERS))[0]]
+
 
 def choose(by_method: pl.DataFrame, allowed: list[str]) -> tuple[str, dict[str, float]]:
     """The method of `allowed` with the best mean MAP@12 over the weeks in `by_method`

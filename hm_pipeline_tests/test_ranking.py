@@ -227,6 +227,34 @@ def test_only_the_prediction_weeks_union_is_cut_by_default() -> None:
     assert union_limit(UnionConfig(prediction_max_per_customer=None), prediction) is None
 
 
+def test_the_prediction_week_is_scored_by_the_validated_ranker(tmp_path) -> None:
+    from hm_pipeline.recommend import scoring_rankers, validation_table
+
+    weeks = ["2020-09-09", "2020-09-16", "2020-09-23"]
+    with pytest.raises(FileNotFoundError, match="evaluation_report"):
+        validation_table(tmp_path, "evaluation", weeks)
+    for week, (lgb, dl) in zip(weeks[:2], [(0.03, 0.06), (0.04, 0.02)], strict=True):
+        pl.DataFrame(
+            {"method": ["ranker_lightgbm", "ranker_dlrm", "oracle"], "map_at_12": [lgb, dl, 0.9]}
+        ).write_csv(tmp_path / f"evaluation_{week}.csv")
+    table = validation_table(tmp_path, "evaluation", weeks)
+    assert table.height == 6
+    assert scoring_rankers(None, table) == ["ranker_dlrm"]  # mean 0.04 against 0.035
+    table = table.with_columns(
+        pl.when(pl.col("method") == "ranker_lightgbm")
+        .then(pl.col("map_at_12") + 0.01)
+        .otherwise(pl.col("map_at_12"))
+        .alias("map_at_12")
+    )
+    assert scoring_rankers(None, table) == ["ranker_lightgbm"]
+    assert scoring_rankers(["ranker_dlrm", "ranker_lightgbm"], None) == [
+        "ranker_lightgbm",
+        "ranker_dlrm",
+    ]
+    with pytest.raises(ValueError, match="unknown rankers"):
+        scoring_rankers(["xgboost"], table)
+
+
 def test_shards_split_the_customers_and_score_as_one_piece(week_features) -> None:
     from hm_pipeline.ranking.shards import parse_shard, score_shard, shard_keys
 

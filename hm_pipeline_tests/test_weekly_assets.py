@@ -99,6 +99,11 @@ def test_prediction_week_scores_everyone_and_is_not_evaluated(materialized) -> N
     to_score = pl.read_parquet(data / "lake" / "customers_to_score" / "2020-09-23.parquet")
     assert to_score.height == pl.read_parquet(data / "lake" / "customers.parquet").height
     assert not (data / "reports" / "evaluation_2020-09-23.csv").exists()
+    union = pl.read_parquet(data / "lake" / "ranker_candidates" / "2020-09-23.parquet")
+    per_customer = union.group_by("customer_id").len()["len"]
+    assert per_customer.max() == 100  # the prediction week's cut (the validation week's: none)
+    week_union = pl.read_parquet(data / "lake" / "ranker_candidates" / f"{WEEK}.parquet")
+    assert week_union.group_by("customer_id").len()["len"].max() > 100
     mats = results["2020-09-23"].asset_materializations_for_node("evaluation_report")
     assert "prediction week" in mats[0].metadata["note"].value
 
@@ -165,6 +170,12 @@ def test_final_recommendations_for_every_customer(materialized, tmp_path) -> Non
     assert missing.exit_code != 0 and "no recommendations" in missing.output
     mat = results["reports"].asset_materializations_for_node("recommendations")[0]
     assert mat.metadata["ranker"].value in ("ranker_lightgbm", "ranker_dlrm")
+    # the shards scored only the ranker the recommendations use
+    from hm_pipeline.ranking.shards import shard_keys
+
+    for shard in shard_keys():
+        scored = results[shard].asset_materializations_for_node("prediction_scores")[0]
+        assert scored.metadata["rankers"].value == mat.metadata["ranker"].value
 
 
 def test_sampled_evaluation_beside_the_full_ranking(materialized) -> None:

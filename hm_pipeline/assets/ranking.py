@@ -15,6 +15,7 @@ from hm_pipeline.ranking import dlrm, lgbm, training
 from hm_pipeline.ranking.features import FeatureInputs, build_features
 from hm_pipeline.ranking.shards import N_SHARDS, restore_scorers, score_shard, shard_keys
 from hm_pipeline.ranking.union import union_in_chunks
+from hm_pipeline.recommend import scoring_rankers, validation_table
 from hm_pipeline.resources import ModelStore, Reports
 from hm_pipeline.weeks import parse_week
 
@@ -141,6 +142,10 @@ class RankerConfig(dg.Config):
     k: int = 50
     chunk_customers: int = 20_000
     seed: int = 0
+    prediction_rankers: list[str] | None = None
+    """Which rankers score the prediction week's shards. None: only the one the final
+    recommendations use (the better mean MAP@12 over the evaluated validation weeks); scoring
+    every customer with both doubles the shards' model time."""
 
 
 @dg.multi_asset(
@@ -241,6 +246,7 @@ def rankers(
 
 customer_shards = dg.StaticPartitionsDefinition(shard_keys())
 PREDICTION = dg.SpecificPartitionsPartitionMapping([str(CALENDAR.prediction_week)])
+VALIDATION = dg.SpecificPartitionsPartitionMapping([str(w) for w in CALENDAR.validation_weeks])
 
 
 @dg.asset(
@@ -258,13 +264,17 @@ PREDICTION = dg.SpecificPartitionsPartitionMapping([str(CALENDAR.prediction_week
             )
         },
     },
-    deps=[dg.AssetDep(name, partition_mapping=PREDICTION) for name in ("ranker_lightgbm",)],
+    deps=[
+        dg.AssetDep("ranker_lightgbm", partition_mapping=PREDICTION),
+        dg.AssetDep("evaluation_report", partition_mapping=VALIDATION),  # which ranker scores
+    ],
     pool="torch",
 )
 def prediction_scores(
     context: dg.AssetExecutionContext,
     config: RankerConfig,
     model_store: ModelStore,
+    reports: Reports,
     ranker_candidates: pl.LazyFrame,
     customer_features: pl.LazyFrame,
     article_features: pl.LazyFrame,
@@ -273,17 +283,25 @@ def prediction_scores(
     customers: pl.DataFrame,
     **embeddings: pl.LazyFrame,
 ) -> pl.DataFrame:
-    """Both rankers' top k for one shard of the prediction week's customers (customer_id modulo
-    the shard count): the models trained by `rankers` for the prediction week, restored from
-    the model store; features built a chunk of customers at a time. Shards are independent
-    steps, so a backfill over them spreads across workers."""
+    """The rankers' top k for one shard of the prediction week's customers (customer_id modulo
+    the shard count): by default only the ranker validation prefers (the one the final
+    recommendations use), `prediction_rankers` to choose; the models trained by `rankers` for
+    the prediction week, restored from the model store; features built a chunk of customers at
+    a time. Shards are independent steps, so a backfill over them spreads across workers."""
     week = str(CALENDAR.prediction_week)
     try:
+        validation = None
+        if not config.prediction_rankers:
+            validation = validation_table(
+                reports.reports_dir, "evaluation", CALENDAR.validation_weeks
+            )
+        names = scoring_rankers(config.prediction_rankers, validation)
         scorers = restore_scorers(
             model_store.folder("ranker_lightgbm", week), model_store.folder("ranker_dlrm", week)
         )
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, ValueError) as exc:
         raise dg.Failure(f"{week}: {exc}") from exc
+    scorers = {name: scorers[name] for name in names}
     inp = _inputs(
         week, transactions, articles, customers, customer_features, article_features, embeddings
     )
@@ -291,6 +309,11 @@ def prediction_scores(
         ranker_candidates, inp, scorers, context.partition_key, config.k, config.chunk_customers
     )
     context.add_output_metadata(
-        {"customers": top["customer_id"].n_unique(), "week": week, "shards": N_SHARDS}
+        {
+            "customers": top["customer_id"].n_unique(),
+            "week": week,
+            "shards": N_SHARDS,
+            "rankers": ", ".join(names),
+        }
     )
     return top

@@ -11,7 +11,7 @@ from hm_pipeline.resources import Reports, Warehouse
 from hm_pipeline.settings import lake_dir
 
 PREDICTION = dg.SpecificPartitionsPartitionMapping([str(CALENDAR.prediction_week)])
-RANKERS = ("ranker_lightgbm", "ranker_dlrm")
+RANKERS = recommend.RANKERS
 INS = {
     name: dg.AssetIn(partition_mapping=PREDICTION)
     for name in ("ranker_candidates", *(f"candidates_{n}" for n in NON_PERSONAL))
@@ -20,13 +20,10 @@ VIEWS = ("articles", "customers", "customer_ids", "transactions", "image_manifes
 
 
 def _validation(reports: Reports, prefix: str) -> pl.DataFrame:
-    files = [reports.path(f"{prefix}_{w}.csv") for w in CALENDAR.validation_weeks]
-    found = [f for f in files if f.exists()]
-    if not found:
-        raise dg.Failure(
-            f"no {prefix}_<week>.csv: materialize evaluation_report for the validation weeks first"
-        )
-    return pl.concat([pl.read_csv(f) for f in found], how="diagonal_relaxed")
+    try:
+        return recommend.validation_table(reports.reports_dir, prefix, CALENDAR.validation_weeks)
+    except FileNotFoundError as exc:
+        raise dg.Failure(str(exc)) from exc
 
 
 @dg.asset(group_name="recommendations", ins=INS, deps=["evaluation_report"])
@@ -60,6 +57,11 @@ def recommendations(
         transactions.filter(pl.col("t_dat") < week).select("customer_id").unique().collect()
     )["customer_id"]
     scores = pl.concat([lf.collect() for _, lf in sorted(prediction_scores.items())])
+    if scores.filter(pl.col("ranker") == ranker).is_empty():
+        raise dg.Failure(
+            f"validation prefers {ranker}, but prediction_scores hold "
+            f"{sorted(scores['ranker'].unique())}: materialize prediction_scores again"
+        )
     top = recommend.final_top12(
         scores.filter(pl.col("ranker") == ranker).drop("ranker"),
         lists[f"candidates_{fallback_name}"].collect(),
