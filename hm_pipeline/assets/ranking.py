@@ -52,9 +52,10 @@ class UnionConfig(dg.Config):
 
     per_source: int = 40
     max_per_customer: int | None = None
-    chunk_customer_ids: int = 200_000
+    chunk_customer_ids: int = 50_000
     """The union is built for customer ids in ranges of this width, one range at a time, and
-    written as it goes (the prediction week holds every customer)."""
+    written as it goes (the prediction week holds every customer: ranges of 200,000 peaked at
+    18.2 GB at full scale, benchmarks/e2e-full.md)."""
     prediction_max_per_customer: int | None = 100
     """The prediction week's union (every customer, scored shard by shard) keeps at most this
     many candidates per customer, best rank in any source first. Cutting the full-scale
