@@ -56,23 +56,28 @@ def choose(by_method: pl.DataFrame, allowed: list[str]) -> tuple[str, dict[str, 
 
 
 def final_top12(
-    ranker: pl.DataFrame,
-    fallback: pl.DataFrame,
+    ranker: pl.DataFrame | pl.LazyFrame,
+    fallback: pl.DataFrame | pl.LazyFrame,
     everyone: pl.Series,
     has_history: pl.Series,
     fallback_for_cold: bool,
 ) -> pl.DataFrame:
     """customer_id, rank 1..12, article_id, score, origin for every customer: the ranker's
     list topped up by the fallback's; customers without history get the fallback alone when
-    validation preferred it for them."""
+    validation preferred it for them. Only the ranker's and the fallback's top 12 are read: a
+    ranker list of n < 12 shares at most n articles with the fallback's top 12, which so holds
+    the 12 - n new ones the top up needs."""
     cust = pl.DataFrame({"customer_id": everyone.cast(pl.Int32)})
     cold = cust.join(
         pl.DataFrame({"customer_id": has_history.cast(pl.Int32)}), on="customer_id", how="anti"
     )
-    ranked = ranker
+    ranked = ranker.lazy().filter(pl.col("rank") <= 12).collect()
     if fallback_for_cold:
-        ranked = ranker.join(cold, on="customer_id", how="anti")
-    fb = fallback.join(cust, on="customer_id", how="semi")
+        ranked = ranked.join(cold, on="customer_id", how="anti")
+    fb = (
+        fallback.lazy().filter(pl.col("rank") <= 12).join(cust.lazy(), on="customer_id", how="semi")
+    )
+    fb = fb.collect()
     top = blend(ranked, fb, k=12).join(
         ranked.select("customer_id", "article_id", pl.col("score").alias("ranker_score")),
         on=["customer_id", "article_id"],
@@ -97,6 +102,7 @@ def with_sources(top: pl.DataFrame, union: pl.DataFrame | pl.LazyFrame) -> pl.Da
     names = source_names(union)
     found = (
         union.lazy()
+        .select("customer_id", "article_id", *[f"{n}_rank" for n in names])
         .join(
             top.lazy().select("customer_id", "article_id"),
             on=["customer_id", "article_id"],

@@ -343,3 +343,32 @@ def test_the_union_built_in_ranges_of_customer_ids_equals_the_whole_union(tmp_pa
     none = union_in_chunks(empty, 10, None, width=97)
     assert none.bounds == [] and write_parquet_atomic(none.table, tmp_path / "e.parquet") == 0
     assert pl.read_parquet(tmp_path / "e.parquet").schema == whole.schema
+
+
+def test_final_top12_reads_only_what_can_reach_a_top_12() -> None:
+    from hm_pipeline.evaluation import blend
+    from hm_pipeline.recommend import final_top12
+
+    rng = np.random.default_rng(3)
+    rows = []
+    for c in range(40):  # ranker lists of 0..50 articles, drawn from the fallback's first 30
+        n = int(rng.integers(0, 51)) if c % 4 else int(rng.integers(0, 12))
+        arts = rng.choice(np.arange(100, 160) if n > 30 else np.arange(100, 130), n, replace=False)
+        rows += [(c, int(a), float(-r), r + 1) for r, a in enumerate(arts)]
+    ranker = _cands(rows)
+    fallback = _cands([(c, 100 + r, float(-r), r + 1) for c in range(45) for r in range(50)])
+    everyone = pl.Series(range(45))
+    history = pl.Series(range(30))  # 30..44 are cold
+    for cold_fallback in (False, True):
+        top = final_top12(ranker.lazy(), fallback.lazy(), everyone, history, cold_fallback)
+        # the same from the whole lists
+        ranked = ranker.filter(pl.col("customer_id") < 30) if cold_fallback else ranker
+        expect = blend(ranked, fallback, k=12).sort("customer_id", "rank")
+        assert top.select("customer_id", "rank", "article_id").equals(
+            expect.select("customer_id", "rank", "article_id")
+        )
+        assert top.group_by("customer_id").len()["len"].eq(12).all() and top.height == 45 * 12
+        origin = top.join(ranked, on=["customer_id", "article_id"], how="left")
+        assert (origin["origin"] == "ranker").to_list() == origin[
+            "rank_right"
+        ].is_not_null().to_list()

@@ -56,15 +56,16 @@ def recommendations(
     has_history = (
         transactions.filter(pl.col("t_dat") < week).select("customer_id").unique().collect()
     )["customer_id"]
-    scores = pl.concat([lf.collect() for _, lf in sorted(prediction_scores.items())])
-    if scores.filter(pl.col("ranker") == ranker).is_empty():
+    scores = pl.concat([lf for _, lf in sorted(prediction_scores.items())])  # lazily
+    held = scores.select(pl.col("ranker").unique()).collect(engine="streaming")["ranker"]
+    if ranker not in held:
         raise dg.Failure(
-            f"validation prefers {ranker}, but prediction_scores hold "
-            f"{sorted(scores['ranker'].unique())}: materialize prediction_scores again"
+            f"validation prefers {ranker}, but prediction_scores hold {sorted(held)}: "
+            "materialize prediction_scores again"
         )
     top = recommend.final_top12(
         scores.filter(pl.col("ranker") == ranker).drop("ranker"),
-        lists[f"candidates_{fallback_name}"].collect(),
+        lists[f"candidates_{fallback_name}"],
         customers["customer_id"],
         has_history,
         fallback_for_cold=cold != ranker,
