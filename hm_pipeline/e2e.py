@@ -168,6 +168,7 @@ def _write(rows, out: Path, scale, seed, week, total) -> None:
         r["wall_s"] for r in rows if r["partition"] == week and r["step"] in ranking_steps
     )
     top = sorted(by_step.items(), key=lambda kv: -kv[1])[:10]
+    predicted = prediction_minutes(rows)
     lines = [
         f"# End-to-end benchmark ({scale})",
         "",
@@ -184,6 +185,10 @@ def _write(rows, out: Path, scale, seed, week, total) -> None:
         "By partition (minutes, steps summed; catalogue = the unpartitioned steps): "
         + ", ".join(f"{p} {v / 60:.1f}" for p, v in _by(rows, "partition").items()),
         f"- the validation week's union, feature table and rankers: {ranking / 60:.1f} min",
+        f"- the prediction for every customer: {predicted['shards']} shards scored in "
+        f"{predicted['scoring']:.1f} min (largest peak RSS {predicted['peak_rss_gb']} GB); with "
+        f"the prediction week's union, rankers and the recommendations {predicted['serving']:.1f} "
+        f"min; its candidate sources took another {predicted['sources']:.1f} min",
         "",
         "Where the time goes (steps summed over partitions):",
         "",
@@ -201,6 +206,32 @@ def _write(rows, out: Path, scale, seed, week, total) -> None:
         ],
     ]
     out.write_text("\n".join(lines) + "\n")
+
+
+def prediction_minutes(rows: list[dict]) -> dict:
+    """The prediction week's figures from the rows: the shards' scoring, that plus its union,
+    rankers and the recommendations, and its candidate sources (minutes)."""
+    from hm_pipeline.partitions import CALENDAR
+
+    week = str(CALENDAR.prediction_week)
+    shards = [r for r in rows if r["step"] == "prediction_scores"]
+    scoring = sum(r["wall_s"] for r in shards)
+    around = sum(
+        r["wall_s"]
+        for r in rows
+        if (r["partition"] == week and r["step"] in ("ranker_candidates", "rankers"))
+        or r["step"] == "recommendations"
+    )
+    sources = sum(
+        r["wall_s"] for r in rows if r["partition"] == week and r["step"].startswith("candidates_")
+    )
+    return {
+        "shards": len(shards),
+        "scoring": scoring / 60,
+        "serving": (scoring + around) / 60,
+        "sources": sources / 60,
+        "peak_rss_gb": max((r["peak_rss_gb"] for r in shards), default=0.0),
+    }
 
 
 def _by(rows: list[dict], key: str) -> dict[str, float]:

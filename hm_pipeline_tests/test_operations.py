@@ -127,3 +127,23 @@ def test_a_resumed_end_to_end_run_keeps_the_finished_steps(tmp_path, monkeypatch
     assert e2e.training_weeks("2020-09-16") == ["2020-09-02", "2020-09-09"]
     e2e._write(kept, out, "tiny", 1, "2020-09-16", 5.0)
     assert "catalogue 0.1" in out.read_text()  # synth's 5 s, summed by partition
+
+    def row(step, partition, wall, rss=1.0):
+        return {"step": step, "assets": step, "partition": partition, "wall_s": wall,
+                "peak_rss_gb": rss, "ok": True, "run": "r"}  # fmt: skip
+
+    rows = [
+        row("candidates_repurchase", "2020-09-23", 60.0),
+        row("candidates_repurchase", "2020-09-16", 600.0),  # another week: not counted
+        row("ranker_candidates", "2020-09-23", 120.0),
+        row("rankers", "2020-09-23", 180.0),
+        row("rankers", "2020-09-16", 900.0),
+        row("prediction_scores", "00-of-02", 300.0, 4.5),
+        row("prediction_scores", "01-of-02", 240.0, 4.0),
+        row("recommendations", "", 60.0),
+    ]
+    got = e2e.prediction_minutes(rows)
+    assert got == {"shards": 2, "scoring": 9.0, "serving": 15.0, "sources": 1.0,
+                   "peak_rss_gb": 4.5}  # fmt: skip
+    e2e._write(rows, out, "tiny", 1, "2020-09-16", 5.0)
+    assert "2 shards scored in 9.0 min (largest peak RSS 4.5 GB)" in out.read_text()
