@@ -21,16 +21,16 @@ import polars as pl
 
 from hm_pipeline.evaluation import markdown_table
 from hm_pipeline.metrics import map_at_k
+from hm_pipeline.ranking.union import best_first
 
 KEYS = ["customer_id", "article_id"]
 
 
 def cut_order(union: pl.DataFrame) -> pl.DataFrame:
     """customer_id, article_id, pos: each candidate's place in the order of the cut."""
-    return union.sort(
-        ["customer_id", "best_rank", "n_sources", "article_id"],
-        descending=[False, False, True, False],
-    ).select(*KEYS, pl.int_range(1, pl.len() + 1).over("customer_id").alias("pos"))
+    return best_first(union).select(
+        *KEYS, pl.int_range(1, pl.len() + 1).over("customer_id").alias("pos")
+    )
 
 
 def main() -> None:
@@ -53,6 +53,7 @@ def main() -> None:
         row = {
             "cut": "none" if cap is None else str(cap),
             "rows": kept.height,
+            "rows_share": kept.height / max(order.height, 1),
             "rows_per_customer": kept.height / max(n_customers, 1),
             "union_recall": bought.join(kept, on=KEYS, how="semi").height / max(bought.height, 1),
         }

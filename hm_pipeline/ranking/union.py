@@ -46,11 +46,19 @@ def candidate_union(
         *aggs, pl.len().cast(pl.Int16).alias("n_sources"), pl.col("rank").min().alias("best_rank")
     )
     if max_per_customer is not None:
-        union = union.sort(
-            ["customer_id", "best_rank", "n_sources", "article_id"],
-            descending=[False, False, True, False],
-        ).filter(pl.int_range(pl.len()).over("customer_id") < max_per_customer)
+        union = best_first(union).filter(
+            pl.int_range(pl.len()).over("customer_id") < max_per_customer
+        )
     return union.sort("customer_id", "article_id")
+
+
+def best_first(union: pl.DataFrame | pl.LazyFrame):
+    """A union's rows in the order a cut at N per customer keeps them: by customer, then best
+    rank in any source, then found by more sources, then article id."""
+    return union.sort(
+        ["customer_id", "best_rank", "n_sources", "article_id"],
+        descending=[False, False, True, False],
+    )
 
 
 @dataclass
