@@ -28,17 +28,16 @@ def validation_table(reports_dir: Path | str, prefix: str, weeks) -> pl.DataFram
     return pl.concat([pl.read_csv(f) for f in found], how="diagonal_relaxed")
 
 
-def scoring_rankers(wanted: list[str] | None, validation: pl.DataFrame | None) -> list[str]:
+def scoring_rankers(wanted: list[str] | None, reports_dir: Path | str, weeks) -> list[str]:
     """The rankers that score the prediction week: `wanted` when given (checked), otherwise
-    only the one the final recommendations use (better mean validation MAP@12)."""
+    only the one the final recommendations use (better mean MAP@12 over the evaluation
+    tables of the validation `weeks` in `reports_dir`)."""
     if wanted:
         unknown = sorted(set(wanted) - set(RANKERS))
         if unknown:
             raise ValueError(f"unknown rankers {unknown}: choose from {list(RANKERS)}")
         return [r for r in RANKERS if r in wanted]
-    if validation is None:
-        raise ValueError("no validation table to choose the ranker from")
-    return [choose(validation, list(RANKERS))[0]]
+    return [choose(validation_table(reports_dir, "evaluation", weeks), list(RANKERS))[0]]
 
 
 def choose(by_method: pl.DataFrame, allowed: list[str]) -> tuple[str, dict[str, float]]:
@@ -75,9 +74,11 @@ def final_top12(
     if fallback_for_cold:
         ranked = ranked.join(cold, on="customer_id", how="anti")
     fb = (
-        fallback.lazy().filter(pl.col("rank") <= 12).join(cust.lazy(), on="customer_id", how="semi")
+        fallback.lazy()
+        .filter(pl.col("rank") <= 12)
+        .join(cust.lazy(), on="customer_id", how="semi")
+        .collect()
     )
-    fb = fb.collect()
     top = blend(ranked, fb, k=12).join(
         ranked.select("customer_id", "article_id", pl.col("score").alias("ranker_score")),
         on=["customer_id", "article_id"],

@@ -233,26 +233,30 @@ def test_the_prediction_week_is_scored_by_the_validated_ranker(tmp_path) -> None
     weeks = ["2020-09-09", "2020-09-16", "2020-09-23"]
     with pytest.raises(FileNotFoundError, match="evaluation_report"):
         validation_table(tmp_path, "evaluation", weeks)
-    for week, (lgb, dl) in zip(weeks[:2], [(0.03, 0.06), (0.04, 0.02)], strict=True):
-        pl.DataFrame(
-            {"method": ["ranker_lightgbm", "ranker_dlrm", "oracle"], "map_at_12": [lgb, dl, 0.9]}
-        ).write_csv(tmp_path / f"evaluation_{week}.csv")
+    with pytest.raises(FileNotFoundError, match="evaluation_report"):
+        scoring_rankers(None, tmp_path, weeks)
+
+    def write(lgb_extra: float) -> None:
+        for week, (lgb, dl) in zip(weeks[:2], [(0.03, 0.06), (0.04, 0.02)], strict=True):
+            pl.DataFrame(
+                {
+                    "method": ["ranker_lightgbm", "ranker_dlrm", "oracle"],
+                    "map_at_12": [lgb + lgb_extra, dl, 0.9],
+                }
+            ).write_csv(tmp_path / f"evaluation_{week}.csv")
+
+    write(0.0)
     table = validation_table(tmp_path, "evaluation", weeks)
     assert table.height == 6
-    assert scoring_rankers(None, table) == ["ranker_dlrm"]  # mean 0.04 against 0.035
-    table = table.with_columns(
-        pl.when(pl.col("method") == "ranker_lightgbm")
-        .then(pl.col("map_at_12") + 0.01)
-        .otherwise(pl.col("map_at_12"))
-        .alias("map_at_12")
-    )
-    assert scoring_rankers(None, table) == ["ranker_lightgbm"]
-    assert scoring_rankers(["ranker_dlrm", "ranker_lightgbm"], None) == [
+    assert scoring_rankers(None, tmp_path, weeks) == ["ranker_dlrm"]  # mean 0.04 against 0.035
+    write(0.01)
+    assert scoring_rankers(None, tmp_path, weeks) == ["ranker_lightgbm"]
+    assert scoring_rankers(["ranker_dlrm", "ranker_lightgbm"], tmp_path / "none", weeks) == [
         "ranker_lightgbm",
         "ranker_dlrm",
     ]
     with pytest.raises(ValueError, match="unknown rankers"):
-        scoring_rankers(["xgboost"], table)
+        scoring_rankers(["xgboost"], tmp_path, weeks)
 
 
 def test_shards_split_the_customers_and_score_as_one_piece(week_features) -> None:
@@ -307,6 +311,10 @@ def test_both_rankers_restored_as_scorers_score_the_same(tmp_path) -> None:
     np.testing.assert_array_equal(scorers["ranker_dlrm"](test), dlrm.predict(model, prep, test))
     with pytest.raises(FileNotFoundError, match="no LightGBM ranker"):
         restore_scorers(tmp_path / "missing", tmp_path / "dlrm")
+    # only the rankers asked for are loaded: no LightGBM model needed for DLRM alone
+    only = restore_scorers(tmp_path / "missing", tmp_path / "dlrm", ["ranker_dlrm"])
+    assert list(only) == ["ranker_dlrm"]
+    np.testing.assert_array_equal(only["ranker_dlrm"](test), dlrm.predict(model, prep, test))
 
 
 def test_the_union_built_in_ranges_of_customer_ids_equals_the_whole_union(tmp_path) -> None:
@@ -345,7 +353,7 @@ def test_the_union_built_in_ranges_of_customer_ids_equals_the_whole_union(tmp_pa
     assert pl.read_parquet(tmp_path / "e.parquet").schema == whole.schema
 
 
-def test_final_top12_reads_only_what_can_reach_a_top_12() -> None:
+def test_final_top12_from_the_lists_top_12_equals_the_blend_of_the_whole_lists() -> None:
     from hm_pipeline.evaluation import blend
     from hm_pipeline.recommend import final_top12
 

@@ -15,7 +15,7 @@ from hm_pipeline.ranking import dlrm, lgbm, training
 from hm_pipeline.ranking.features import FeatureInputs, build_features
 from hm_pipeline.ranking.shards import N_SHARDS, restore_scorers, score_shard, shard_keys
 from hm_pipeline.ranking.union import union_in_chunks
-from hm_pipeline.recommend import scoring_rankers, validation_table
+from hm_pipeline.recommend import scoring_rankers
 from hm_pipeline.resources import ModelStore, Reports
 from hm_pipeline.weeks import parse_week
 
@@ -291,18 +291,16 @@ def prediction_scores(
     a time. Shards are independent steps, so a backfill over them spreads across workers."""
     week = str(CALENDAR.prediction_week)
     try:
-        validation = None
-        if not config.prediction_rankers:
-            validation = validation_table(
-                reports.reports_dir, "evaluation", CALENDAR.validation_weeks
-            )
-        names = scoring_rankers(config.prediction_rankers, validation)
+        names = scoring_rankers(
+            config.prediction_rankers, reports.reports_dir, CALENDAR.validation_weeks
+        )
         scorers = restore_scorers(
-            model_store.folder("ranker_lightgbm", week), model_store.folder("ranker_dlrm", week)
+            model_store.folder("ranker_lightgbm", week),
+            model_store.folder("ranker_dlrm", week),
+            names,
         )
     except (FileNotFoundError, ValueError) as exc:
         raise dg.Failure(f"{week}: {exc}") from exc
-    scorers = {name: scorers[name] for name in names}
     inp = _inputs(
         week, transactions, articles, customers, customer_features, article_features, embeddings
     )

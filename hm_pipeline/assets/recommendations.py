@@ -11,7 +11,6 @@ from hm_pipeline.resources import Reports, Warehouse
 from hm_pipeline.settings import lake_dir
 
 PREDICTION = dg.SpecificPartitionsPartitionMapping([str(CALENDAR.prediction_week)])
-RANKERS = recommend.RANKERS
 INS = {
     name: dg.AssetIn(partition_mapping=PREDICTION)
     for name in ("ranker_candidates", *(f"candidates_{n}" for n in NON_PERSONAL))
@@ -43,7 +42,9 @@ def recommendations(
     the better validation MAP@12, topped up by (and, for customers without history, replaced by
     when validation says so) the best non-personal list on buyers without history. Writes
     reports/submission.csv and the DuckDB database."""
-    ranker, ranker_means = recommend.choose(_validation(reports, "evaluation"), list(RANKERS))
+    ranker, ranker_means = recommend.choose(
+        _validation(reports, "evaluation"), list(recommend.RANKERS)
+    )
     cold, cold_means = recommend.choose(
         _validation(reports, "evaluation_cold"), [*NON_PERSONAL, ranker]
     )
@@ -57,14 +58,15 @@ def recommendations(
         transactions.filter(pl.col("t_dat") < week).select("customer_id").unique().collect()
     )["customer_id"]
     scores = pl.concat([lf for _, lf in sorted(prediction_scores.items())])  # lazily
-    held = scores.select(pl.col("ranker").unique()).collect(engine="streaming")["ranker"]
-    if ranker not in held:
+    mine = scores.filter(pl.col("ranker") == ranker).drop("ranker")
+    if mine.head(1).collect().is_empty():
+        held = scores.select(pl.col("ranker").unique()).collect(engine="streaming")["ranker"]
         raise dg.Failure(
             f"validation prefers {ranker}, but prediction_scores hold {sorted(held)}: "
             "materialize prediction_scores again"
         )
     top = recommend.final_top12(
-        scores.filter(pl.col("ranker") == ranker).drop("ranker"),
+        mine,
         lists[f"candidates_{fallback_name}"],
         customers["customer_id"],
         has_history,

@@ -41,22 +41,30 @@ def in_shard(index: int, count: int) -> pl.Expr:
 Scorer = Callable[[pl.DataFrame], np.ndarray]
 
 
-def restore_scorers(lightgbm_folder: Path, dlrm_folder: Path) -> dict[str, Scorer]:
-    """Both rankers as saved by the rankers asset (LightGBM's model.txt, DLRM's state_dict and
-    preprocessing), as scorers of a feature table."""
-    import lightgbm
-
+def restore_scorers(
+    lightgbm_folder: Path,
+    dlrm_folder: Path,
+    names: tuple[str, ...] | list[str] = ("ranker_lightgbm", "ranker_dlrm"),
+) -> dict[str, Scorer]:
+    """The rankers in `names` as saved by the rankers asset (LightGBM's model.txt, DLRM's
+    state_dict and preprocessing), as scorers of a feature table; only those are loaded."""
     from hm_pipeline.ranking import dlrm, lgbm
 
-    model_file = Path(lightgbm_folder) / "model.txt"
-    if not model_file.exists():
-        raise FileNotFoundError(f"no LightGBM ranker in {lightgbm_folder}: train the rankers first")
-    booster = lightgbm.Booster(model_file=str(model_file))
-    model, prep = dlrm.load_dlrm(dlrm_folder)
-    return {
-        "ranker_lightgbm": lambda f: lgbm.predict(booster, f),
-        "ranker_dlrm": lambda f: dlrm.predict(model, prep, f),
-    }
+    scorers: dict[str, Scorer] = {}
+    if "ranker_lightgbm" in names:
+        import lightgbm
+
+        model_file = Path(lightgbm_folder) / "model.txt"
+        if not model_file.exists():
+            raise FileNotFoundError(
+                f"no LightGBM ranker in {lightgbm_folder}: train the rankers first"
+            )
+        booster = lightgbm.Booster(model_file=str(model_file))
+        scorers["ranker_lightgbm"] = lambda f: lgbm.predict(booster, f)
+    if "ranker_dlrm" in names:
+        model, prep = dlrm.load_dlrm(dlrm_folder)
+        scorers["ranker_dlrm"] = lambda f: dlrm.predict(model, prep, f)
+    return scorers
 
 
 def score_shard(
