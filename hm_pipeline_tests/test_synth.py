@@ -6,6 +6,7 @@ import hashlib
 from datetime import date, timedelta
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -143,6 +144,37 @@ def test_oracle_reads_nothing_from_the_week_or_later(tiny_world: Path) -> None:
     changed = pl.concat([txn.filter(pl.col("t_dat") < week), future.lazy()])
     after = oracle_top_k(tiny_world, changed, week, buyers)
     assert before.equals(after)
+
+
+def test_oracle_top_k_is_the_top_of_the_dense_probabilities(tiny_world: Path) -> None:
+    from hm_pipeline.synth.oracle import (
+        item_probabilities,
+        recent_purchases,
+        week_of,
+        week_sampler,
+    )
+
+    week = date(2020, 9, 16)
+    txn = _txn(tiny_world)
+    buyers = txn.filter(pl.col("t_dat") >= week).select("customer_id").unique().sort("customer_id")
+    buyers = buyers.collect()["customer_id"].head(40)
+    got = oracle_top_k(tiny_world, txn, week, buyers, k=20, chunk=7)  # chunks on two threads
+    # the same by the definition: every article's 1 - exp(-E[items] P(item)), sorted
+    world = World.load(tiny_world)
+    all_hex = world.arrays["customer_hex"].astype("U64").tolist()
+    rows = np.array([all_hex.index(h) for h in buyers.to_list()])
+    slots = world.behaviour.history_slots
+    history = recent_purchases(txn, buyers, world.arrays["article_ids"], week, slots)
+    sampler = week_sampler(world, week_of(week))
+    item, n_items = item_probabilities(world, sampler, rows, history, week_of(week))
+    prob = -np.expm1(-item.astype(np.float64) * n_items[:, None])
+    want = -np.sort(-prob, axis=1)[:, :20]
+    np.testing.assert_allclose(
+        got["probability"].to_numpy().reshape(len(buyers), 20), want, rtol=1e-6, atol=0
+    )
+    assert got["customer_id"].to_list() == np.repeat(buyers.to_numpy(), 20).tolist()
+    empty = oracle_top_k(tiny_world, txn, week, buyers.head(0))
+    assert empty.is_empty() and empty.columns == got.columns
 
 
 def test_oracle_rejects_a_week_not_starting_on_wednesday(tiny_world: Path) -> None:

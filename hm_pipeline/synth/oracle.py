@@ -214,6 +214,8 @@ def oracle_top_k(
     Returns customer_id (hex), article_id, probability, rank. Only purchases before
     `week_start` are read from `transactions` (Kaggle columns, file order).
     """
+    import torch
+
     if (week_start - DAY0).days % 7:
         raise ValueError(f"{week_start} is not a Wednesday: weeks run Wednesday to Tuesday")
     world = World.load(raw_dir)
@@ -237,8 +239,6 @@ def oracle_top_k(
     def top_of(s: int) -> pl.DataFrame:
         """One chunk of customers, fully vectorized: the k largest P(item = a), turned into
         P(buy a in the week) = 1 - exp(-E[items] * P(item = a)), which is increasing in it."""
-        import torch
-
         item, n_items = item_probabilities(
             world, sampler, rows[s : s + chunk], history[s : s + chunk], week
         )
