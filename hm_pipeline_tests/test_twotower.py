@@ -15,6 +15,7 @@ from hm_pipeline.candidates.learned import TwoTowerSource
 from hm_pipeline.models.twotower import (
     ArticleTable,
     TwoTowerConfig,
+    article_vectors,
     customer_bags,
     popularity_features,
     retrieve,
@@ -132,3 +133,56 @@ def test_customers_without_history_get_their_age_vector(tiny_tables) -> None:
     assert newcomers, "the tiny world has customers without history"
     out = src.generate(tx, pl.Series(newcomers, dtype=pl.Int32), CUTOFF, ctx)
     assert out.group_by("customer_id").len()["len"].to_list() == [12] * len(newcomers)
+
+
+def test_ranking_customers_once_per_age_equals_ranking_each(tiny_tables) -> None:
+    """Customers without recent purchases are retrieved once per age; every customer's list
+    is still the exact top k of their own vector over the whole catalogue."""
+    ctx = SourceContext(tiny_tables["articles"], tiny_tables["customers"])
+    tx = tiny_tables["transactions"].lazy()
+    src = TwoTowerSource(k=12, config=FAST, pool_days=None)
+    wanted = np.sort(tiny_tables["customers"]["customer_id"].to_numpy())
+    out = src.generate(tx, pl.Series(wanted, dtype=pl.Int32), CUTOFF, ctx)
+    scores, idx = retrieve(
+        src._customer_vectors(wanted), article_vectors(src.model, src._table, src._pop), 12
+    )
+    expected = pl.DataFrame(
+        {
+            "customer_id": np.repeat(wanted, 12).astype(np.int32),
+            "article_id": src._table.index.ids[idx.ravel()].astype(np.int32),
+            "score": scores.ravel(),
+        }
+    )
+    bags = customer_bags(
+        tx.filter(pl.col("t_dat") < CUTOFF), src._table.index, wanted, CUTOFF, FAST
+    )
+    cold = wanted[np.diff(bags.indptr) == 0]
+    ages = tiny_tables["customers"].filter(pl.col("customer_id").is_in(cold))["age"]
+    assert len(cold) > ages.n_unique() > 1, "several cold customers share an age"
+    got = out.sort("customer_id", "rank")
+    want = expected.join(got.select("customer_id", "article_id"), on=["customer_id", "article_id"])
+    assert want.height == got.height == len(wanted) * 12
+    assert np.allclose(
+        got["score"].to_numpy(),
+        expected.join(got, on=["customer_id", "article_id"])
+        .sort("customer_id", "rank")["score"]
+        .to_numpy(),
+        atol=1e-5,
+    )
+
+
+def test_retrieval_ranks_only_the_articles_sold_in_the_pool_days(tiny_tables) -> None:
+    ctx = SourceContext(tiny_tables["articles"], tiny_tables["customers"])
+    tx = tiny_tables["transactions"].lazy()
+    customers = tiny_tables["customers"]["customer_id"].head(40)
+    recent = set(
+        tx.filter(pl.col("t_dat").is_between(CUTOFF - timedelta(days=2), CUTOFF, closed="left"))
+        .select("article_id")
+        .unique()
+        .collect()["article_id"]
+    )
+    whole = TwoTowerSource(k=50, config=FAST, pool_days=None).generate(tx, customers, CUTOFF, ctx)
+    pooled = TwoTowerSource(k=50, config=FAST, pool_days=2).generate(tx, customers, CUTOFF, ctx)
+    assert not set(whole["article_id"]) <= recent, "the whole catalogue reaches further"
+    assert set(pooled["article_id"]) <= recent
+    assert pooled.group_by("customer_id").len()["len"].min() == min(50, len(recent))

@@ -31,15 +31,18 @@ from hm_pipeline.models.twotower import (
 from hm_pipeline.negatives import sample_negatives
 
 
-def recent_pool(history: pl.LazyFrame, cutoff: date, days: int, size: int) -> np.ndarray:
-    """The `size` articles sold most in the last `days`: the pool a model scores (scoring every
-    article for every customer would not fit the budget at full scale)."""
+def recent_pool(
+    history: pl.LazyFrame, cutoff: date, days: int, size: int | None = None
+) -> np.ndarray:
+    """The `size` articles sold most in the last `days` (all of them when `size` is None): the
+    pool a model scores (scoring every article for every customer would not fit the budget at
+    full scale)."""
     return (
         history.filter(pl.col("t_dat") >= cutoff - timedelta(days=days))
         .group_by("article_id")
         .agg(pl.len().alias("n"))
         .sort(["n", "article_id"], descending=[True, False])
-        .head(size)
+        .head(size if size is not None else np.iinfo(np.int32).max)
         .collect()["article_id"]
         .to_numpy()
     )
@@ -336,14 +339,19 @@ class MultVAESource(LearnedSource):
 
 class TwoTowerSource(LearnedSource):
     """Two-tower retrieval (customer: recent purchases + age; article: id, attributes, recent
-    sales), sampled softmax over the weeks before the cutoff, dot-product top-k over the whole
-    catalogue for every requested customer (those without history get their age's vector)."""
+    sales), sampled softmax over the weeks before the cutoff, dot-product top-k over the
+    articles sold in the `pool_days` before the cutoff (None: the whole catalogue) for every
+    requested customer (those without history get their age's vector)."""
 
     name = "twotower"
     config_type = TwoTowerConfig
 
-    def __init__(self, k: int = 200, config: TwoTowerConfig | None = None):
+    def __init__(
+        self, k: int = 200, config: TwoTowerConfig | None = None, pool_days: int | None = 14
+    ):
         super().__init__(k, config or TwoTowerConfig())
+        # a serving setting, not a training one: a stored model serves any pool
+        self.pool_days = pool_days
 
     def _inputs(self, history: pl.LazyFrame, cutoff: date, ctx: SourceContext) -> None:
         self._table = ArticleTable.of(ctx.articles)
@@ -375,13 +383,34 @@ class TwoTowerSource(LearnedSource):
         self.model, self.losses = train_twotower(data, self._table, self.config)
         return True
 
+    def pool(self, history: pl.LazyFrame, cutoff: date) -> np.ndarray:
+        """Indices (into the catalogue) of the articles retrieval ranks."""
+        n = len(self._table.index)
+        if self.pool_days is None:
+            return np.arange(n)
+        idx = self._table.index.lookup(recent_pool(history, cutoff, self.pool_days))
+        return np.sort(idx[idx >= 0])
+
     def rank(self, history, customers, cutoff, ctx):
         table = self._table
         wanted = customers["customer_id"].to_numpy()
         self.users = IdIndex(wanted)
+        bags = customer_bags(self._history, table.index, wanted, self._cutoff, self.config)
+        ages = age_codes(self._customers, wanted)
+        # a customer without recent purchases is encoded from the age alone, so each age is
+        # retrieved once for all of them (at full scale over half the customers)
+        cold = np.diff(bags.indptr) == 0
+        key = np.where(cold, ages, -1 - np.arange(len(wanted)))
+        _, first, group = np.unique(key, return_index=True, return_inverse=True)
+        pool = self.pool(history, cutoff)
+        if len(pool) == 0:
+            return pl.DataFrame(schema=SCORES_SCHEMA)
         scores, idx = retrieve(
-            self._customer_vectors(wanted), article_vectors(self.model, table, self._pop), self.k
+            customer_vectors(self.model, table, bags[first], ages[first]),
+            article_vectors(self.model, table, self._pop)[torch.as_tensor(pool)],
+            self.k,
         )
+        scores, idx = scores[group.ravel()], pool[idx[group.ravel()]]
         kk = scores.shape[1]
         return pl.DataFrame(
             {

@@ -1,7 +1,8 @@
 """Two-tower retrieval: a customer tower over the customer's recent purchases and age, an
 article tower over the article's id, attributes and recent sales, trained with a sampled
 softmax (in-batch positives plus uniformly drawn articles, log-q corrected), and retrieval by
-chunked dot product + top-k over the whole catalogue.
+chunked dot product + top-k (over the articles the caller passes: the source ranks the recently
+sold ones).
 
 Training examples are (customer, article) purchases of the `train_weeks` weeks before the
 cutoff; each example sees the customer's history and the articles' sales *before its own week*,
