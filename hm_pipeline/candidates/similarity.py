@@ -4,9 +4,10 @@ under an article embedding (text, image, metadata, co-purchase), and one fusing 
 A customer's recent purchases (the last `max_recent` distinct articles of the last `days`)
 weigh 2^(-age / half_life). Targets are the articles sold in the last `pool_days` (what is on
 sale). Each purchased article's `neighbours` most similar targets come from a chunked matmul +
-top-k; a target's score is the weighted sum of its similarities to the customer's purchases.
-Customers are scored in chunks, each keeping its k best per customer, so memory does not grow
-with the number of customers (the prediction week scores all of them).
+top-k (a sparse purchased x target matrix); a target's score is the weighted sum of its
+similarities to the customer's purchases: a sparse product of the customers' weights with that
+matrix. Customers are scored in chunks, each keeping its k best per customer, so memory does
+not grow with the number of customers (the prediction week scores all of them).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from datetime import timedelta
 import numpy as np
 import polars as pl
 import torch
+from scipy import sparse
 
 from hm_pipeline.candidates.base import CandidateSource, SourceContext, top_k
 from hm_pipeline.embeddings.common import matrix
@@ -50,12 +52,16 @@ def nearest(
     targets = targets[ids[pos(targets)] == targets]
     if len(sources) == 0 or len(targets) == 0:
         return pl.DataFrame(schema={"source": pl.Int32, "article_id": pl.Int32, "sim": pl.Float32})
-    xt = torch.from_numpy(x[pos(targets)])
+    xt = torch.from_numpy(x[pos(targets)].T.copy())
     k = min(k, len(targets))
     parts = []
+    # one buffer for every chunk's similarities: a fresh one per chunk costs more in page
+    # faults than the product itself when the embedding is short
+    buf = torch.empty((min(chunk, len(sources)), len(targets)), dtype=xt.dtype)
     for s in range(0, len(sources), chunk):
         src = sources[s : s + chunk]
-        top = torch.topk(torch.from_numpy(x[pos(src)]) @ xt.T, k, dim=1)
+        sims = torch.matmul(torch.from_numpy(x[pos(src)]), xt, out=buf[: len(src)])
+        top = torch.topk(sims, k, dim=1)
         parts.append(
             pl.DataFrame(
                 {
@@ -105,16 +111,18 @@ class EmbeddingSimilarity(CandidateSource):
             .to_numpy()
         )
         sources = recent["article_id"].unique().sort().to_numpy()
-        neighbours = {
-            name: nearest(ctx.embeddings[name], sources, pool, self.neighbours).lazy()
+        neighbours = [
+            neighbour_matrix(
+                nearest(ctx.embeddings[name], sources, pool, self.neighbours), sources, pool
+            )
             for name in self.embeddings
-        }
+        ]
         # row ranges of whole customers (recent is sorted by customer)
         ids = recent["customer_id"].to_numpy()
         firsts = np.r_[0, np.flatnonzero(np.diff(ids)) + 1]  # each customer's first row
         bounds = sorted({*firsts[:: self.chunk].tolist(), recent.height})
         parts = [
-            self._score_chunk(recent.slice(a, b - a).lazy(), neighbours).collect()
+            self._score_chunk(recent.slice(a, b - a), sources, pool, neighbours)
             for a, b in zip(bounds[:-1], bounds[1:], strict=True)
         ]
         return (
@@ -125,28 +133,55 @@ class EmbeddingSimilarity(CandidateSource):
             )
         )
 
-    def _score_chunk(self, recent: pl.LazyFrame, neighbours: dict) -> pl.LazyFrame:
+    def _score_chunk(
+        self,
+        recent: pl.DataFrame,
+        sources: np.ndarray,
+        pool: np.ndarray,
+        neighbours: list[sparse.csr_matrix],
+    ) -> pl.DataFrame:
         """The k best targets of each customer in `recent` (whole customers)."""
-        per_embedding = []
-        for nn in neighbours.values():
-            s = (
-                recent.join(nn, left_on="article_id", right_on="source", suffix="_t")
-                .group_by("customer_id", "article_id_t")
-                .agg((pl.col("weight") * pl.col("sim")).sum().alias("score"))
-                .rename({"article_id_t": "article_id"})
-            )
-            if len(neighbours) > 1:
-                s = s.with_columns(
-                    pl.col("score") / pl.col("score").abs().max().over("customer_id")
-                )
-            per_embedding.append(s)
-        scored = (
-            pl.concat(per_embedding)
-            .group_by("customer_id", "article_id")
-            .agg(pl.col("score").sum())
-            .with_columns(pl.col("customer_id").cast(pl.Int32), pl.col("article_id").cast(pl.Int32))
+        who, row = np.unique(recent["customer_id"].to_numpy(), return_inverse=True)
+        weights = sparse.csr_matrix(
+            (
+                recent["weight"].to_numpy().astype(np.float64),
+                (row, np.searchsorted(sources, recent["article_id"].to_numpy())),
+            ),
+            shape=(len(who), len(sources)),
         )
-        return top_k(scored, self.k).drop("rank")
+        total = None
+        for nn in neighbours:
+            scores = (weights @ nn).tocsr()
+            if len(neighbours) > 1:  # each embedding's scores scaled to the customer's best
+                best = np.asarray(abs(scores).max(axis=1).todense()).ravel()
+                scores = (
+                    sparse.diags(np.divide(1.0, best, out=np.zeros_like(best), where=best > 0))
+                    @ scores
+                )
+            total = scores if total is None else total + scores
+        total = total.tocoo()
+        scored = pl.DataFrame(
+            {
+                "customer_id": who[total.row].astype(np.int32),
+                "article_id": pool[total.col].astype(np.int32),
+                "score": total.data,
+            }
+        )
+        return top_k(scored.lazy(), self.k).drop("rank").collect()
+
+
+def neighbour_matrix(nn: pl.DataFrame, sources: np.ndarray, pool: np.ndarray) -> sparse.csr_matrix:
+    """`nearest`'s rows as a sparse (sources x pool) matrix of similarities."""
+    return sparse.csr_matrix(
+        (
+            nn["sim"].to_numpy().astype(np.float64),
+            (
+                np.searchsorted(sources, nn["source"].to_numpy()),
+                np.searchsorted(pool, nn["article_id"].to_numpy()),
+            ),
+        ),
+        shape=(len(sources), len(pool)),
+    )
 
 
 class TextSimilarity(EmbeddingSimilarity):
