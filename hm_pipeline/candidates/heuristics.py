@@ -4,6 +4,7 @@ similarity (user-kNN). Each is vectorized over polars frames or sparse matrices.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 
 import numpy as np
@@ -236,29 +237,41 @@ class CustomerSimilarity(CandidateSource):
         bought = sparse.csr_matrix(
             (np.ones(len(c_idx), np.float32), (c_idx, a_idx)), shape=(n_c, n_a)
         )
-        parts = []
-        for s in range(0, len(targets), self.chunk):  # chunks of customers, sparse products
-            rows = targets[s : s + self.chunk]
+
+        def chunk(rows: np.ndarray) -> pl.DataFrame:
             sim = (x[rows] @ xt).tocoo()
+            # each customer's most similar others (ties: the lower index), themselves excluded
             nb = (
                 pl.DataFrame({"r": sim.row, "n": sim.col, "s": sim.data})
-                .filter(pl.col("n") != pl.Series(rows)[sim.row].to_numpy())
-                .filter(pl.col("s").rank("ordinal", descending=True).over("r") <= self.neighbours)
+                .filter(pl.col("n") != rows[sim.row])
+                .select(
+                    pl.all()
+                    .top_k_by(["s", "n"], self.neighbours, reverse=[False, True])
+                    .over("r", mapping_strategy="explode")
+                )
             )
             neigh = sparse.csr_matrix(
                 (nb["s"].to_numpy(), (nb["r"].to_numpy(), nb["n"].to_numpy())),
                 shape=(len(rows), n_c),
             )
             scores = (neigh @ bought).tocoo()
-            parts.append(
-                pl.DataFrame(
-                    {
-                        "customer_id": cust_ids[rows][scores.row].astype(np.int32),
-                        "article_id": art_ids[scores.col].astype(np.int32),
-                        "score": scores.data.astype(np.float32),
-                    }
-                ).filter(
-                    pl.col("score").rank("ordinal", descending=True).over("customer_id") <= self.k
+            return pl.DataFrame(
+                {
+                    "customer_id": cust_ids[rows][scores.row].astype(np.int32),
+                    "article_id": art_ids[scores.col].astype(np.int32),
+                    "score": scores.data.astype(np.float32),
+                }
+            ).select(  # the k best, ties by article id as `generate` breaks them
+                pl.all()
+                .top_k_by(["score", "article_id"], self.k, reverse=[False, True])
+                .over("customer_id", mapping_strategy="explode")
+            )
+
+        # two chunks at a time: scipy's products release the GIL
+        with ThreadPoolExecutor(2) as pool:
+            parts = list(
+                pool.map(
+                    chunk, [targets[s : s + self.chunk] for s in range(0, len(targets), self.chunk)]
                 )
             )
         return pl.concat(parts) if parts else empty
