@@ -174,7 +174,12 @@ class TwoTower(nn.Module):
 
     def items(self, items: torch.Tensor, codes: torch.Tensor, pop: torch.Tensor) -> torch.Tensor:
         """(n, dim + 1) article vectors; `pop` holds the articles' sales features."""
-        x = torch.cat([self.item_base(items, codes), pop], dim=1)
+        return self.items_from_base(self.item_base(items, codes), pop)
+
+    def items_from_base(self, base: torch.Tensor, pop: torch.Tensor) -> torch.Tensor:
+        """`items` from the articles' `item_base` (computed once when several sales cuts score
+        the same articles)."""
+        x = torch.cat([base, pop], dim=1)
         return torch.cat([self.item_mlp(x), self.item_bias(x)], dim=1)
 
     def users(
@@ -274,7 +279,7 @@ def train_twotower(
     gen = seeded_generator(cfg.seed)
     n_items = len(table.index)
     model = TwoTower(n_items, table.cardinalities, cfg).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
     codes = torch.as_tensor(table.codes, device=device)
     pop = torch.as_tensor(data.pop, device=device)
     ages = torch.as_tensor(data.ages, device=device)
@@ -299,9 +304,10 @@ def train_twotower(
             # each example scores the candidates with the article sales of its own cut
             cuts, starts = np.unique(data.cut[idx], return_index=True)
             bounds = [*starts[1:], b]
+            base = model.item_base(cand_t, codes)  # once: a dense gradient per embedding call
             logits = torch.cat(
                 [
-                    u[lo:hi] @ model.items(cand_t, codes, pop[c, cand_t]).T
+                    u[lo:hi] @ model.items_from_base(base, pop[c, cand_t]).T
                     for c, lo, hi in zip(cuts, starts, bounds, strict=True)
                 ]
             )
