@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from hm_pipeline.models.common import IdIndex, save_model
@@ -47,13 +48,24 @@ def test_same_seed_same_model() -> None:
     )
 
 
-def test_pool_scoring_matches_pairwise_scoring() -> None:
-    model = NeuMF(5, 7, NeuMFConfig())
-    users, pool = torch.arange(5), torch.tensor([6, 2, 3])
+@pytest.mark.parametrize("layers", [(64, 32, 16), (8,), ()])
+def test_pool_scoring_matches_pairwise_scoring(layers: tuple[int, ...]) -> None:
+    """score_pool splits the first MLP layer into a user and an item share and folds the GMF
+    term into the head; every parameter is drawn at scale 1 so that a wrong split (a swapped
+    half, a missing bias or ReLU) moves the scores and their order."""
+    torch.manual_seed(0)
+    model = NeuMF(9, 11, NeuMFConfig(mlp_layers=layers))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_()
+    users, pool = torch.arange(9), torch.tensor([6, 2, 3, 10, 0])
     grid = model.score_pool(users, pool, batch=2)
     with torch.no_grad():
-        direct = model(users.repeat_interleave(3), pool.repeat(5)).view(5, 3)
-    assert torch.allclose(grid, direct)
+        direct = model(users.repeat_interleave(5), pool.repeat(9)).view(9, 5)
+    assert grid.std() > 1.0  # the scores differ, so equality below is not about constants
+    assert torch.allclose(grid, direct, rtol=1e-4, atol=1e-4)
+    assert torch.equal(grid.argsort(dim=1), direct.argsort(dim=1))
+    assert model.score_pool(users[:0], pool).shape == (0, 5)
 
 
 def test_state_dict_round_trips_through_the_store(tmp_path: Path) -> None:

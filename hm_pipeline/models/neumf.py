@@ -57,14 +57,36 @@ class NeuMF(nn.Module):
 
     @torch.no_grad()
     def score_pool(self, users: torch.Tensor, pool: torch.Tensor, batch: int = 256) -> torch.Tensor:
-        """Logits of every user x every pool item, (len(users), len(pool)), in user batches."""
+        """Logits of every user x every pool item, (len(users), len(pool)), in user batches.
+        The MLP's first layer is linear in [user; item], so each side's share is computed once
+        (users per batch, the pool once) and only their sum goes through the rest of the MLP;
+        the GMF term and the head are folded into one user x item product."""
+        if len(users) == 0:
+            return torch.zeros((0, len(pool)))
+        g = self.user_gmf.embedding_dim
+        head_w, head_b = self.head.weight[0], self.head.bias[0]
+        item_gmf = self.item_gmf(pool)  # (P, g)
+        if len(self.mlp) == 0:  # no hidden layer: the MLP tower is the concatenation itself
+            d = self.user_mlp.embedding_dim
+            item_mlp = self.item_mlp(pool) @ head_w[g + d :]
+            out = []
+            for s in range(0, len(users), batch):
+                u = users[s : s + batch]
+                gmf = (self.user_gmf(u) * head_w[:g]) @ item_gmf.T
+                user_mlp = self.user_mlp(u) @ head_w[g : g + d]
+                out.append(gmf + user_mlp[:, None] + item_mlp[None, :] + head_b)
+            return torch.cat(out)
+        first, rest = self.mlp[0], self.mlp[1:]
+        d = self.user_mlp.embedding_dim
+        item_first = self.item_mlp(pool) @ first.weight[:, d:].T + first.bias  # (P, h1)
+        user_w = first.weight[:, :d].T
         out = []
         for s in range(0, len(users), batch):
             u = users[s : s + batch]
-            uu = u.repeat_interleave(len(pool))
-            ii = pool.repeat(len(u))
-            out.append(self(uu, ii).view(len(u), len(pool)))
-        return torch.cat(out) if out else torch.zeros((0, len(pool)))
+            gmf = (self.user_gmf(u) * head_w[:g]) @ item_gmf.T  # (B, P)
+            hidden = rest((self.user_mlp(u) @ user_w)[:, None, :] + item_first[None, :, :])
+            out.append(gmf + hidden @ head_w[g:] + head_b)
+        return torch.cat(out)
 
 
 def train_neumf(
