@@ -63,23 +63,16 @@ class NeuMF(nn.Module):
         the GMF term and the head are folded into one user x item product."""
         if len(users) == 0:
             return torch.zeros((0, len(pool)))
-        g = self.user_gmf.embedding_dim
+        g, d = self.user_gmf.embedding_dim, self.user_mlp.embedding_dim
         head_w, head_b = self.head.weight[0], self.head.bias[0]
+        if len(self.mlp):
+            first, rest = self.mlp[0], self.mlp[1:]
+            user_w, item_w, bias = first.weight[:, :d].T, first.weight[:, d:].T, first.bias
+        else:  # no hidden layer: the tower is the concatenation [user; item] itself
+            eye = torch.eye(2 * d)
+            user_w, item_w, bias, rest = eye[:d], eye[d:], torch.zeros(2 * d), nn.Identity()
         item_gmf = self.item_gmf(pool)  # (P, g)
-        if len(self.mlp) == 0:  # no hidden layer: the MLP tower is the concatenation itself
-            d = self.user_mlp.embedding_dim
-            item_mlp = self.item_mlp(pool) @ head_w[g + d :]
-            out = []
-            for s in range(0, len(users), batch):
-                u = users[s : s + batch]
-                gmf = (self.user_gmf(u) * head_w[:g]) @ item_gmf.T
-                user_mlp = self.user_mlp(u) @ head_w[g : g + d]
-                out.append(gmf + user_mlp[:, None] + item_mlp[None, :] + head_b)
-            return torch.cat(out)
-        first, rest = self.mlp[0], self.mlp[1:]
-        d = self.user_mlp.embedding_dim
-        item_first = self.item_mlp(pool) @ first.weight[:, d:].T + first.bias  # (P, h1)
-        user_w = first.weight[:, :d].T
+        item_first = self.item_mlp(pool) @ item_w + bias  # (P, h1)
         out = []
         for s in range(0, len(users), batch):
             u = users[s : s + batch]
