@@ -175,8 +175,9 @@ def _write(rows, out: Path, scale, seed, week, total) -> None:
         f"Written by `hm-pipeline bench e2e --scale {scale} --seed {seed}` (runs started "
         f"{', '.join(runs)}; {machine()}). One child process per Dagster op, so each row's peak "
         "RSS is that step's own; the total (the sum of the steps) includes each child's "
-        "start-up (importing Dagster, torch). A resumed run (`--resume`) keeps the rows of the "
-        "steps an earlier run finished; the `run` column says which run measured each row.",
+        "start-up (importing Dagster; torch and LightGBM only in the steps that use them). A "
+        "resumed run (`--resume`) keeps the rows of the steps an earlier run finished; the "
+        "`run` column says which run measured each row.",
         "",
         f"- steps finished: {len(rows)}; wall time so far: {total / 60:.1f} min; "
         f"largest peak RSS: {summary['peak_rss_gb']} GB (target: {summary['target']})",

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import polars as pl
 
 from hm_pipeline import plots
@@ -101,6 +100,7 @@ def figures(
     transactions: pl.LazyFrame, customers: pl.LazyFrame, articles: pl.LazyFrame, out_dir: Path
 ) -> dict[str, Path]:
     """Draw every EDA figure into `out_dir`; returns title -> PNG path."""
+    plt = plots.pyplot()
     out: dict[str, Path] = {}
     weekly = (
         transactions.with_columns(

@@ -33,6 +33,23 @@ def test_the_schedule_runs_the_week_that_just_completed() -> None:
         assert request.partition_key == week
 
 
+def test_loading_the_definitions_imports_no_model_library(tmp_path: Path) -> None:
+    """Every step process (the multiprocess executor's, the e2e benchmark's) and the code
+    server import the definitions: torch, LightGBM and matplotlib (about 5 s together) are for
+    the steps that use them, which import them themselves."""
+    heavy = ["torch", "lightgbm", "sklearn", "matplotlib", "timm", "sentence_transformers"]
+    code = (
+        "import sys, hm_pipeline.definitions, hm_pipeline.cli; "
+        f"print([m for m in {heavy!r} if m in sys.modules])"
+    )
+    env = os.environ | {"HM_DATA_DIR": str(tmp_path / "data")}
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, check=False
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip() == "[]"
+
+
 def test_backfill_over_the_validation_weeks_from_the_cli(tmp_path: Path) -> None:
     home = tmp_path / "home"
     home.mkdir()

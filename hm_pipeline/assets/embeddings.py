@@ -5,13 +5,12 @@ import polars as pl
 
 from hm_pipeline.embeddings import common
 from hm_pipeline.embeddings.copurchase import copurchase_embeddings as copurchase
-from hm_pipeline.embeddings.image import ImageConfig
-from hm_pipeline.embeddings.image import image_embeddings as images
 from hm_pipeline.embeddings.metadata import metadata_embeddings as metadata
 from hm_pipeline.embeddings.text import default_model_path
 from hm_pipeline.embeddings.text import text_embeddings as texts
 from hm_pipeline.evaluation import markdown_table
 from hm_pipeline.models.common import save_model
+from hm_pipeline.models.configs import ImageConfig
 from hm_pipeline.partitions import weekly_partitions
 from hm_pipeline.resources import ModelStore, RawFiles
 from hm_pipeline.weeks import parse_week
@@ -86,6 +85,8 @@ def image_embeddings(
 ) -> pl.DataFrame:
     """Image embeddings (unit norm); articles without an image take their product code's mean
     (origin says so). The backbone's weights go to the model store."""
+    from hm_pipeline.embeddings.image import image_embeddings as images  # torch, timm
+
     cfg = ImageConfig(
         backbone=config.backbone,
         checkpoint_path=config.checkpoint_path,

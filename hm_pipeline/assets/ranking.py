@@ -11,7 +11,7 @@ from hm_pipeline import plots
 from hm_pipeline.candidates import REGISTRY
 from hm_pipeline.lake import Chunked
 from hm_pipeline.partitions import CALENDAR, weekly_partitions
-from hm_pipeline.ranking import dlrm, lgbm, training
+from hm_pipeline.ranking import training
 from hm_pipeline.ranking.features import FeatureInputs, build_features
 from hm_pipeline.ranking.shards import N_SHARDS, restore_scorers, score_shard, shard_keys
 from hm_pipeline.ranking.union import union_in_chunks
@@ -176,6 +176,8 @@ def rankers(
     """Both rankers learn from the feature tables of the weeks before W labelled with those
     weeks' purchases (never W's), then score W's feature table. The prediction week has none:
     prediction_scores ranks its customers shard by shard with the models saved here."""
+    from hm_pipeline.ranking import dlrm, lgbm  # torch and LightGBM: imported by this step only
+
     week = context.partition_key
     empty = pl.DataFrame(schema=RANKED_SCHEMA)
     if parse_week(week) in CALENDAR.warmup_weeks:

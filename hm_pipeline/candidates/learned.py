@@ -1,34 +1,26 @@
-"""Learned candidate sources: models trained per week on the history before it."""
+"""Learned candidate sources: models trained per week on the history before it.
+
+torch and the models are imported by the methods that use them: the asset definitions import
+this module, and so does every step process, most of which train or load no model."""
 
 from __future__ import annotations
 
 import json
 from datetime import date, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
-import torch
 from scipy import sparse
 
 from hm_pipeline.candidates.base import CandidateSource, SourceContext
 from hm_pipeline.models.common import IdIndex, point_to, resolve_model_folder, save_model
-from hm_pipeline.models.multvae import MultVAE, MultVAEConfig, top_k, train_multvae
-from hm_pipeline.models.neumf import NeuMF, NeuMFConfig, train_neumf
-from hm_pipeline.models.twotower import (
-    ArticleTable,
-    TwoTower,
-    TwoTowerConfig,
-    age_codes,
-    article_vectors,
-    customer_bags,
-    customer_vectors,
-    popularity_features,
-    retrieve,
-    train_twotower,
-    training_set,
-)
+from hm_pipeline.models.configs import MultVAEConfig, NeuMFConfig, TwoTowerConfig
 from hm_pipeline.negatives import sample_negatives
+
+if TYPE_CHECKING:
+    import torch
 
 
 def recent_pool(
@@ -77,6 +69,8 @@ class LearnedSource(CandidateSource):
     def restore(cls, folder: Path, history: pl.LazyFrame, cutoff: date, ctx: SourceContext):
         """The source as trained for `cutoff`, from its model-store folder (state_dict, config,
         ids) and the history before `cutoff` (for inputs that are data, not weights)."""
+        import torch
+
         folder = resolve_model_folder(folder)
         settings = json.loads((Path(folder) / "config.json").read_text())
         raw = settings.pop("model")
@@ -123,6 +117,8 @@ class LearnedSource(CandidateSource):
 
 def _gather(full: torch.Tensor, cols: np.ndarray) -> np.ndarray:
     """full[r, cols[r, j]] with -inf where cols < 0."""
+    import torch
+
     out = torch.gather(full, 1, torch.as_tensor(np.maximum(cols, 0))).numpy().astype(np.float64)
     return np.where(cols >= 0, out, -np.inf)
 
@@ -155,9 +151,13 @@ class NeuMFSource(LearnedSource):
         )
 
     def build(self, history, cutoff, ctx):
+        from hm_pipeline.models.neumf import NeuMF
+
         return NeuMF(len(self.users), len(self.items), self.config)
 
     def pair_scores(self, customers, articles):
+        import torch
+
         u = self.users.lookup(customers)
         i = self.items.lookup(articles.ravel()).reshape(articles.shape)
         uu = torch.as_tensor(np.repeat(np.maximum(u, 0), articles.shape[1]))
@@ -179,6 +179,8 @@ class NeuMFSource(LearnedSource):
         return np.where((i >= 0) & (u[:, None] >= 0), s, -np.inf)
 
     def fit(self, history, cutoff, ctx):
+        from hm_pipeline.models.neumf import train_neumf
+
         pairs = sample_negatives(
             history,
             ctx.articles,
@@ -203,6 +205,8 @@ class NeuMFSource(LearnedSource):
         return True
 
     def rank(self, history, customers, cutoff, ctx):
+        import torch
+
         empty = pl.DataFrame(schema=SCORES_SCHEMA)
         pool = recent_pool(history, cutoff, self.pool_days, self.pool_size)
         pool_idx = self.items.lookup(pool)
@@ -286,6 +290,8 @@ class MultVAESource(LearnedSource):
         )
 
     def build(self, history, cutoff, ctx):
+        from hm_pipeline.models.multvae import MultVAE
+
         # the encoder reads a customer's window, so every customer of the window at `cutoff`
         # is scored (folded in), on the articles the model was trained on
         inter = self._matrix(history, cutoff, self.items)
@@ -294,6 +300,8 @@ class MultVAESource(LearnedSource):
         return MultVAE(len(self.items), self.config)
 
     def pair_scores(self, customers, articles):
+        import torch
+
         rows = self.users.lookup(customers)
         cols = self.items.lookup(articles.ravel()).reshape(articles.shape)
         with torch.no_grad():
@@ -304,6 +312,8 @@ class MultVAESource(LearnedSource):
         return np.where(rows[:, None] >= 0, out, -np.inf)
 
     def fit(self, history, cutoff, ctx):
+        from hm_pipeline.models.multvae import train_multvae
+
         inter = self._matrix(history, cutoff)
         if inter.height == 0:
             return False
@@ -319,6 +329,8 @@ class MultVAESource(LearnedSource):
         return True
 
     def rank(self, history, customers, cutoff, ctx):
+        from hm_pipeline.models.multvae import top_k
+
         empty = pl.DataFrame(schema=SCORES_SCHEMA)
         x = self._x
         wanted = customers["customer_id"].to_numpy()
@@ -354,20 +366,31 @@ class TwoTowerSource(LearnedSource):
         self.pool_days = pool_days
 
     def _inputs(self, history: pl.LazyFrame, cutoff: date, ctx: SourceContext) -> None:
-        self._table = ArticleTable.of(ctx.articles)
+        from hm_pipeline.models import twotower as tt
+
+        self._table = tt.ArticleTable.of(ctx.articles)
         self._history, self._cutoff, self._customers = history, cutoff, ctx.customers
-        self._pop = popularity_features(history, self._table.index, cutoff)
+        self._pop = tt.popularity_features(history, self._table.index, cutoff)
 
     def _customer_vectors(self, wanted: np.ndarray) -> torch.Tensor:
         """Vectors of sorted, distinct customer ids from their state at the cutoff."""
-        bags = customer_bags(self._history, self._table.index, wanted, self._cutoff, self.config)
-        return customer_vectors(self.model, self._table, bags, age_codes(self._customers, wanted))
+        from hm_pipeline.models import twotower as tt
+
+        bags = tt.customer_bags(self._history, self._table.index, wanted, self._cutoff, self.config)
+        ages = tt.age_codes(self._customers, wanted)
+        return tt.customer_vectors(self.model, self._table, bags, ages)
 
     def build(self, history, cutoff, ctx):
+        from hm_pipeline.models.twotower import TwoTower
+
         self._inputs(history, cutoff, ctx)
         return TwoTower(len(self._table.index), self._table.cardinalities, self.config)
 
     def pair_scores(self, customers, articles):
+        import torch
+
+        from hm_pipeline.models.twotower import article_vectors
+
         uniq, inverse = np.unique(customers, return_inverse=True)
         users = self._customer_vectors(uniq)[torch.as_tensor(inverse)]
         items = article_vectors(self.model, self._table, self._pop)
@@ -375,12 +398,14 @@ class TwoTowerSource(LearnedSource):
         return _gather(users @ items.T, cols)
 
     def fit(self, history, cutoff, ctx):
+        from hm_pipeline.models import twotower as tt
+
         self._inputs(history, cutoff, ctx)
-        data = training_set(history, ctx.customers, self._table, cutoff, self.config)
+        data = tt.training_set(history, ctx.customers, self._table, cutoff, self.config)
         if len(data.item) == 0:
             return False
         self.items = self._table.index
-        self.model, self.losses = train_twotower(data, self._table, self.config)
+        self.model, self.losses = tt.train_twotower(data, self._table, self.config)
         return True
 
     def pool(self, history: pl.LazyFrame, cutoff: date) -> np.ndarray:
@@ -392,11 +417,15 @@ class TwoTowerSource(LearnedSource):
         return np.sort(idx[idx >= 0])
 
     def rank(self, history, customers, cutoff, ctx):
+        import torch
+
+        from hm_pipeline.models import twotower as tt
+
         table = self._table
         wanted = customers["customer_id"].to_numpy()
         self.users = IdIndex(wanted)
-        bags = customer_bags(self._history, table.index, wanted, self._cutoff, self.config)
-        ages = age_codes(self._customers, wanted)
+        bags = tt.customer_bags(self._history, table.index, wanted, self._cutoff, self.config)
+        ages = tt.age_codes(self._customers, wanted)
         # a customer without recent purchases is encoded from the age alone, so each age is
         # retrieved once for all of them (at full scale over half the customers)
         cold = np.diff(bags.indptr) == 0
@@ -405,9 +434,9 @@ class TwoTowerSource(LearnedSource):
         pool = self.pool(history, cutoff)
         if len(pool) == 0:
             return pl.DataFrame(schema=SCORES_SCHEMA)
-        scores, idx = retrieve(
-            customer_vectors(self.model, table, bags[first], ages[first]),
-            article_vectors(self.model, table, self._pop)[torch.as_tensor(pool)],
+        scores, idx = tt.retrieve(
+            tt.customer_vectors(self.model, table, bags[first], ages[first]),
+            tt.article_vectors(self.model, table, self._pop)[torch.as_tensor(pool)],
             self.k,
         )
         scores, idx = scores[group.ravel()], pool[idx[group.ravel()]]

@@ -16,7 +16,6 @@ from datetime import timedelta
 
 import numpy as np
 import polars as pl
-import torch
 from scipy import sparse
 
 from hm_pipeline.candidates.base import CandidateSource, SourceContext, top_k
@@ -46,6 +45,8 @@ def nearest(
     table: pl.DataFrame, sources: np.ndarray, targets: np.ndarray, k: int, chunk: int = 4096
 ) -> pl.DataFrame:
     """source, article_id, sim: the k targets most similar (cosine) to each source article."""
+    import torch
+
     ids, x = matrix(table)
     pos = lambda a: np.clip(np.searchsorted(ids, a), 0, len(ids) - 1)  # noqa: E731
     sources = sources[ids[pos(sources)] == sources]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
-import torch
 
 # one row per catalogue article: the vector, and where it came from ("model", "fallback: ...")
 EMBEDDING_COLUMNS = ("article_id", "embedding", "origin")
@@ -64,6 +63,8 @@ def neighbour_agreement(
 ) -> dict[str, float]:
     """For a sample of articles: the share of their k nearest neighbours (cosine, excluding
     themselves) that share their product type, product code and colour group."""
+    import torch
+
     ids, x = matrix(table)
     attrs = (
         pl.DataFrame({"article_id": ids.astype(np.int32)})

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,28 +18,9 @@ from torch import nn
 
 from hm_pipeline.embeddings.common import fill_from_groups, normalize, to_table
 from hm_pipeline.models.common import pick_device, seeded_generator
+from hm_pipeline.models.configs import ImageConfig
 
 TARGETS = ("product_type_no", "colour_group_code", "graphical_appearance_no")
-
-
-@dataclass(frozen=True)
-class ImageConfig:
-    """The backbone, an optional local checkpoint, and the training knobs."""
-
-    backbone: str = "mobilenetv3_small_100"
-    checkpoint_path: str = ""  # a local timm/torch state_dict; empty = learn from the catalogue
-    height: int = 96
-    width: int = 64
-    dim: int = 128
-    epochs: int = 2
-    max_train_images: int = 6_000
-    batch_size: int = 128
-    lr: float = 2e-3
-    seed: int = 0
-
-    def to_dict(self) -> dict:
-        """A JSON-friendly dict."""
-        return asdict(self)
 
 
 def load_images(raw_dir: Path, paths: list[str], height: int, width: int) -> torch.Tensor:

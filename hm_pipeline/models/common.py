@@ -1,4 +1,6 @@
-"""What every torch model shares: the device, seeding, id indexing, a model store."""
+"""What every torch model shares: the device, seeding, id indexing, a model store. torch is
+imported where it is used: the id index and the model store's folders are also read by steps
+that load no model, and every step process imports this module."""
 
 from __future__ import annotations
 
@@ -6,15 +8,20 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 
 def pick_device() -> torch.device:
     """$HM_DEVICE when set (e.g. "cpu" to keep a GPU free), else CUDA when present, else the
     CPU."""
+    import torch
+
     wanted = os.environ.get("HM_DEVICE")
     if wanted:
         return torch.device(wanted)
@@ -23,6 +30,8 @@ def pick_device() -> torch.device:
 
 def seeded_generator(seed: int) -> torch.Generator:
     """Seed torch's global state (weight init) and return a generator for shuffling."""
+    import torch
+
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
 
@@ -54,6 +63,8 @@ POINTER = "trained_for.json"  # a week served by another week's model: which one
 
 def save_model(folder: Path, model: torch.nn.Module, config: dict, **extra: np.ndarray) -> Path:
     """state_dict + config.json (+ id arrays) in `folder`; no pickled objects."""
+    import torch
+
     folder.mkdir(parents=True, exist_ok=True)
     (folder / POINTER).unlink(missing_ok=True)
     torch.save(model.state_dict(), folder / "model.pt")

@@ -3,8 +3,6 @@ with a multinomial likelihood; the decoder's logits rank articles."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import numpy as np
 import torch
 from scipy import sparse
@@ -12,25 +10,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from hm_pipeline.models.common import pick_device, seeded_generator
-
-
-@dataclass(frozen=True)
-class MultVAEConfig:
-    """Sizes and training knobs (the paper's 600-200 with dropout 0.5 and annealed beta)."""
-
-    hidden: int = 600
-    latent: int = 200
-    dropout: float = 0.5
-    epochs: int = 3
-    batch_size: int = 512
-    lr: float = 1e-3
-    beta_max: float = 0.2
-    anneal_steps: int = 2000
-    seed: int = 0
-
-    def to_dict(self) -> dict:
-        """A JSON-friendly dict."""
-        return asdict(self)
+from hm_pipeline.models.configs import MultVAEConfig
 
 
 class MultVAE(nn.Module):

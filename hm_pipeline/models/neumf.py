@@ -3,31 +3,12 @@ fused by a final linear layer, trained with binary cross-entropy on sampled nega
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import numpy as np
 import torch
 from torch import nn
 
 from hm_pipeline.models.common import pick_device, seeded_generator
-
-
-@dataclass(frozen=True)
-class NeuMFConfig:
-    """Sizes and training knobs."""
-
-    gmf_dim: int = 16
-    mlp_dim: int = 32
-    mlp_layers: tuple[int, ...] = (64, 32, 16)
-    epochs: int = 2
-    batch_size: int = 4096
-    lr: float = 3e-3
-    weight_decay: float = 1e-6
-    seed: int = 0
-
-    def to_dict(self) -> dict:
-        """A JSON-friendly dict."""
-        return asdict(self)
+from hm_pipeline.models.configs import NeuMFConfig
 
 
 class NeuMF(nn.Module):

@@ -11,7 +11,7 @@ so the model learns the same mapping it is later asked for at the cutoff.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import date, timedelta
 
 import numpy as np
@@ -21,6 +21,7 @@ from scipy import sparse
 from torch import nn
 
 from hm_pipeline.models.common import IdIndex, pick_device, seeded_generator
+from hm_pipeline.models.configs import TwoTowerConfig
 
 # categorical article attributes the article tower (and, through it, the customer tower) embed
 ATTRIBUTES = (
@@ -35,28 +36,6 @@ ATTRIBUTES = (
     "garment_group_no",
 )
 N_POP = 4  # recent-sales features per article and cut
-
-
-@dataclass(frozen=True)
-class TwoTowerConfig:
-    """Sizes and training knobs."""
-
-    dim: int = 64
-    hidden: int = 128
-    history_days: int = 91
-    history_halflife_days: float = 21.0
-    train_weeks: int = 8
-    max_train_examples: int = 1_500_000  # most recent kept first when there are more
-    random_negatives: int = 1024
-    epochs: int = 2
-    batch_size: int = 1024
-    lr: float = 4e-3
-    weight_decay: float = 1e-6
-    seed: int = 0
-
-    def to_dict(self) -> dict:
-        """A JSON-friendly dict."""
-        return asdict(self)
 
 
 @dataclass
