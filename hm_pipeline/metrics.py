@@ -15,23 +15,38 @@ ARTICLE = "article_id"
 RANK = "rank"
 
 
-def _hits(predictions: pl.DataFrame | pl.LazyFrame, truth: pl.DataFrame | pl.LazyFrame, k: int):
-    """Per prediction within top k: customer, rank, hit flag; plus the truth set sizes."""
+Hits = tuple[pl.LazyFrame, pl.LazyFrame]
+
+
+def hits(
+    predictions: pl.DataFrame | pl.LazyFrame, truth: pl.DataFrame | pl.LazyFrame, k: int
+) -> Hits:
+    """Per prediction within top k (customer, article, pos, hit flag) and the truth set sizes
+    (customer, n_true), computed once: every metric below reads them, and recall at any k' <= k
+    is the rows with pos <= k' (pos counts distinct articles, so it does not depend on k)."""
     truth_set = truth.lazy().select(CUSTOMER, ARTICLE).unique()
-    n_true = truth_set.group_by(CUSTOMER).agg(pl.len().alias("n_true"))
+    n_true = truth_set.group_by(CUSTOMER).agg(pl.len().alias("n_true")).collect()
     preds = (
         predictions.lazy()
         .select(CUSTOMER, ARTICLE, RANK)
+        # only the buyers' lists are sorted (e.g. a few first-time buyers among all lists)
+        .join(n_true.lazy().select(CUSTOMER), on=CUSTOMER, how="semi")
         .sort(CUSTOMER, RANK)
         # a duplicated article counts once, at its best rank
         .unique([CUSTOMER, ARTICLE], keep="first", maintain_order=True)
         .with_columns(pl.int_range(1, pl.len() + 1).over(CUSTOMER).alias("pos"))
         .filter(pl.col("pos") <= k)
-        .join(n_true.select(CUSTOMER), on=CUSTOMER, how="semi")
         .join(truth_set.with_columns(pl.lit(1).alias("hit")), on=[CUSTOMER, ARTICLE], how="left")
         .with_columns(pl.col("hit").fill_null(0))
+        .collect()
     )
-    return preds, n_true
+    return preds.lazy(), n_true.lazy()
+
+
+def cut(h: Hits, k: int) -> Hits:
+    """The hits of the top k only (k at most the k they were computed for)."""
+    preds, n_true = h
+    return preds.filter(pl.col("pos") <= k), n_true
 
 
 def map_at_k(
@@ -41,7 +56,12 @@ def map_at_k(
 
     AP@k = sum over positions i <= k of precision@i * rel(i), divided by min(#bought, k).
     """
-    preds, n_true = _hits(predictions, truth, k)
+    return map_of(hits(predictions, truth, k), k)
+
+
+def map_of(h: Hits, k: int) -> float:
+    """MAP@k from `hits(..., k)`."""
+    preds, n_true = h
     ap = (
         preds.sort(CUSTOMER, "pos")
         .with_columns(pl.col("hit").cum_sum().over(CUSTOMER).alias("cum_hits"))
@@ -60,7 +80,12 @@ def hit_rate_at_k(
     predictions: pl.DataFrame | pl.LazyFrame, truth: pl.DataFrame | pl.LazyFrame, k: int = 12
 ) -> float:
     """Share of buying customers with at least one purchased article in their top k."""
-    preds, n_true = _hits(predictions, truth, k)
+    return hit_rate_of(hits(predictions, truth, k))
+
+
+def hit_rate_of(h: Hits) -> float:
+    """Hit rate from `hits(..., k)`."""
+    preds, n_true = h
     hit = preds.group_by(CUSTOMER).agg(pl.col("hit").max().alias("any"))
     out = (
         n_true.join(hit, on=CUSTOMER, how="left")
@@ -74,7 +99,12 @@ def ndcg_at_k(
     predictions: pl.DataFrame | pl.LazyFrame, truth: pl.DataFrame | pl.LazyFrame, k: int = 12
 ) -> float:
     """Normalized discounted cumulative gain at k with binary relevance."""
-    preds, n_true = _hits(predictions, truth, k)
+    return ndcg_of(hits(predictions, truth, k), k)
+
+
+def ndcg_of(h: Hits, k: int) -> float:
+    """NDCG@k from `hits(..., k)`."""
+    preds, n_true = h
     dcg = preds.group_by(CUSTOMER).agg(
         (pl.col("hit") / (pl.col("pos") + 1).log(2)).sum().alias("dcg")
     )
@@ -95,7 +125,12 @@ def recall_at_k(
     predictions: pl.DataFrame | pl.LazyFrame, truth: pl.DataFrame | pl.LazyFrame, k: int = 12
 ) -> float:
     """Mean over buying customers of the share of their distinct purchases found in the top k."""
-    preds, n_true = _hits(predictions, truth, k)
+    return recall_of(hits(predictions, truth, k))
+
+
+def recall_of(h: Hits) -> float:
+    """Recall from `hits(..., k)` (or its `cut`)."""
+    preds, n_true = h
     found = preds.group_by(CUSTOMER).agg(pl.col("hit").sum().alias("found"))
     out = (
         n_true.join(found, on=CUSTOMER, how="left")

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 import pytest
 
 from hm_pipeline.evaluation import (
     EVALUATION_COLUMNS,
     blend,
+    evaluate_method,
     evaluation_table,
     markdown_table,
+    sample_buyers,
     summarize,
     to_submission,
 )
+from hm_pipeline.metrics import hit_rate_at_k, map_at_k, ndcg_at_k, recall_at_k
 
 
 def _ranked(rows: dict[int, list[int]]) -> pl.DataFrame:
@@ -54,6 +58,64 @@ def test_evaluation_table_columns_and_values() -> None:
     assert perfect["recall_at_200"] is None  # a 1-deep ranking says nothing about recall@200
     assert table["method"].to_list() == ["perfect", "wrong"]
     assert "| perfect |" in markdown_table(table)
+
+
+def test_evaluation_row_equals_each_metric_computed_on_its_own() -> None:
+    """evaluate_method matches the lists with the purchases once for every recall@k and once
+    for the @12 metrics: each value must equal the metric's own function on the list (and the
+    list's top 12), with lists of uneven length, duplicated articles and customers without a
+    list or without purchases."""
+    rng = np.random.default_rng(7)
+    rows = []
+    for c in range(400):
+        n = int(rng.integers(0, 230))
+        arts = rng.integers(0, 150, n)  # repeats: an article may appear twice in a list
+        rows += [(c, int(a), float(-r), r + 1) for r, a in enumerate(arts)]
+    ranked = pl.DataFrame(
+        rows,
+        schema={"customer_id": pl.Int32, "article_id": pl.Int32, "score": pl.Float32,
+                "rank": pl.Int32},
+        orient="row",
+    )  # fmt: skip
+    buyers = rng.choice(450, 300, replace=False)
+    labels = pl.DataFrame(
+        {
+            "customer_id": np.repeat(buyers, 6).astype(np.int32),
+            "article_id": rng.integers(0, 150, len(buyers) * 6).astype(np.int32),
+        }
+    )
+    row = evaluate_method("m", ranked, labels, n_articles=300)
+    top12 = ranked.filter(pl.col("rank") <= 12)
+    expected = {
+        "map_at_12": map_at_k(top12, labels, 12),
+        "hit_rate_at_12": hit_rate_at_k(top12, labels, 12),
+        "ndcg_at_12": ndcg_at_k(top12, labels, 12),
+        **{f"recall_at_{k}": recall_at_k(ranked, labels, k) for k in (12, 50, 100, 200)},
+    }
+    assert expected["recall_at_200"] > expected["recall_at_12"] > 0
+    assert {k: row[k] for k in expected} == pytest.approx(expected, rel=1e-12)
+
+
+def test_a_method_ranking_a_sample_is_evaluated_on_that_sample() -> None:
+    """The oracle ranks a sample of the buyers: its row counts only them (a buyer it never
+    ranked would score 0 and pull its MAP down), every other row counts all buyers."""
+    labels = pl.DataFrame(
+        {"customer_id": [1, 2, 3, 3], "article_id": [10, 20, 30, 31]},
+        schema={"customer_id": pl.Int32, "article_id": pl.Int32},
+    )
+    sample = sample_buyers(labels, 2, seed=3)
+    assert sample.len() == 2 and sample.is_sorted() and set(sample) <= {1, 2, 3}
+    assert sample.to_list() == sample_buyers(labels, 2, seed=3).to_list()
+    assert sample_buyers(labels, 0).to_list() == sample_buyers(labels, 5).to_list() == [1, 2, 3]
+    perfect = {1: [10], 2: [20], 3: [30, 31]}
+    oracle = _ranked({c: perfect[c] for c in sample})
+    methods = {"oracle": oracle, "all": _ranked(perfect)}
+    table = evaluation_table(methods, labels, 100, subsets={"oracle": sample})
+    rows = {r["method"]: r for r in table.iter_rows(named=True)}
+    assert rows["oracle"]["n_customers"] == 2 and rows["oracle"]["map_at_12"] == 1.0
+    assert rows["all"]["n_customers"] == 3 and rows["all"]["map_at_12"] == 1.0
+    unsampled = evaluation_table(methods, labels, 100)
+    assert unsampled.filter(pl.col("method") == "oracle")["map_at_12"].item() < 1.0
 
 
 def test_submission_format() -> None:
