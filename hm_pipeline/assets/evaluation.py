@@ -21,11 +21,10 @@ NON_PERSONAL = ("popularity_last_week", "popularity_time_decayed", "popularity_a
 
 
 class EvaluationConfig(dg.Config):
-    """The oracle (synthetic worlds) is a reference line: it scores every article for each
-    buyer it ranks, which at full scale (93,684 buyers x 105,542 articles) is most of the
-    report's time. It ranks a fixed random sample of `oracle_buyers` of W's buyers (all of them
-    when there are fewer, or with 0), and its row is evaluated on those buyers only: the
-    row's n_customers says how many."""
+    """The oracle (synthetic worlds) is a reference line, and it scores every article for each
+    buyer it ranks (at full scale 93,684 buyers x 105,542 articles). It ranks a fixed random
+    sample of `oracle_buyers` of W's buyers (all of them when there are fewer, or with 0), and
+    its row is evaluated on those buyers only: the row's n_customers says how many."""
 
     oracle_buyers: int = 20_000
     oracle_seed: int = 0
