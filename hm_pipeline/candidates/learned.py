@@ -381,19 +381,19 @@ class TwoTowerSource(LearnedSource):
         return tt.customer_vectors(self.model, self._table, bags, ages)
 
     def build(self, history, cutoff, ctx):
-        from hm_pipeline.models.twotower import TwoTower
+        from hm_pipeline.models import twotower as tt
 
         self._inputs(history, cutoff, ctx)
-        return TwoTower(len(self._table.index), self._table.cardinalities, self.config)
+        return tt.TwoTower(len(self._table.index), self._table.cardinalities, self.config)
 
     def pair_scores(self, customers, articles):
         import torch
 
-        from hm_pipeline.models.twotower import article_vectors
+        from hm_pipeline.models import twotower as tt
 
         uniq, inverse = np.unique(customers, return_inverse=True)
         users = self._customer_vectors(uniq)[torch.as_tensor(inverse)]
-        items = article_vectors(self.model, self._table, self._pop)
+        items = tt.article_vectors(self.model, self._table, self._pop)
         cols = self._table.index.lookup(articles.ravel()).reshape(articles.shape)
         return _gather(users @ items.T, cols)
 
