@@ -16,6 +16,7 @@ from hm_pipeline.ranking import dlrm, lgbm, training
 from hm_pipeline.ranking.features import (
     CATEGORICALS,
     FeatureInputs,
+    _similarities,
     build_features,
     feature_columns,
 )
@@ -135,6 +136,43 @@ def test_feature_table_columns(week_features) -> None:
     assert not full.select("customer_id", "article_id").is_duplicated().any()
 
 
+def test_similarity_features_match_a_row_by_row_reference() -> None:
+    """Each row's cosine to its customer's weighted recent purchases, per embedding, computed
+    in blocks; two embeddings over differently ordered catalogues; an article without a vector
+    gets 0."""
+    rng = np.random.default_rng(0)
+
+    def table(ids: np.ndarray, dim: int) -> pl.DataFrame:
+        x = rng.standard_normal((len(ids), dim)).astype(np.float32)
+        return pl.DataFrame({"article_id": ids, "embedding": list(x)}).with_columns(
+            pl.col("embedding").cast(pl.Array(pl.Float32, dim))
+        )
+
+    emb = {"a": table(np.arange(0, 58, 2), 8), "b": table(np.arange(12, 70, 2), 5)}
+    recent = pl.DataFrame(
+        {"customer_id": [1, 1, 2, 3], "article_id": [10, 20, 30, 12], "weight": [1.0, 0.5, 2.0, 1]}
+    )
+    frame = pl.DataFrame(
+        {"customer_id": [1, 1, 1, 2, 2, 4], "article_id": [12, 14, 40, 10, 58, 20]}
+    )
+    got = _similarities(frame, recent, emb, block=4)
+    for name, t in emb.items():
+        vec = dict(zip(t["article_id"].to_list(), t["embedding"].to_numpy(), strict=True))
+        want = []
+        for c, a in frame.iter_rows():
+            mine = recent.filter(pl.col("customer_id") == c)
+            pairs = zip(mine["article_id"], mine["weight"], strict=True)
+            known = [(w, vec[r]) for r, w in pairs if r in vec]
+            if a not in vec or not known:
+                want.append(0.0)
+                continue
+            prof = sum(w * v for w, v in known)
+            want.append(float(prof @ vec[a]) / float(np.linalg.norm(prof)))
+        np.testing.assert_allclose(got[f"sim_{name}"], want, rtol=1e-5, atol=1e-6)
+    assert got["sim_a"][4] == 0.0 and got["sim_b"][3] == 0.0  # 58, 10: no vector there
+    assert got["sim_a"][3] != 0.0 and got["sim_a"][5] == 0.0  # customer 4: no purchase
+
+
 def _planted(n_customers: int, seed: int, week: str) -> pl.DataFrame:
     """40 candidates per customer; the bought ones have a high 'signal' feature (noisy) and a
     categorical that matters."""
@@ -192,6 +230,10 @@ def test_dlrm_learns_the_planted_signal_and_is_seeded() -> None:
     # unseen categorical values and nulls map to index 0, not a crash
     odd = test.with_columns(pl.lit(99, pl.Int32).alias("cat_colour_group_code"))
     assert np.isfinite(dlrm.predict(model, prep, odd)).all()
+    # the model runs on batches inside each chunk: every row scored once, in order
+    whole = dlrm.predict(model, prep, test, chunk=test.height, batch=test.height)
+    assert len(whole) == test.height
+    np.testing.assert_allclose(dlrm.predict(model, prep, test, chunk=1000, batch=77), whole, 1e-5)
 
 
 def test_assemble_uses_only_earlier_weeks() -> None:
