@@ -117,18 +117,23 @@ class DLRM(nn.Module):
         return self.top(torch.cat([d, inter], dim=1)).squeeze(1)
 
 
-@torch.no_grad()
-def predict(model: DLRM, prep: Preprocessor, frame: pl.DataFrame, chunk: int = 262_144):
-    """Scores of every row, in chunks."""
+@torch.inference_mode()
+def predict(
+    model: DLRM, prep: Preprocessor, frame: pl.DataFrame, chunk: int = 262_144, batch: int = 16_384
+):
+    """Scores of every row: the inputs prepared `chunk` rows at a time, the model run on
+    `batch` rows at a time, so its activations stay in the CPU's cache (2M rows: 10.1-10.6 s
+    at 16,384 rows per call, 13.6-16.0 s at 262,144; benchmarks/dlrm-scoring.md)."""
     model.eval()
     out = []
     for s in range(0, frame.height, chunk):
         part = frame[s : s + chunk]
-        out.append(
-            model(
-                torch.from_numpy(prep.dense_matrix(part)), torch.from_numpy(prep.cat_matrix(part))
-            ).numpy()
-        )
+        dense = torch.from_numpy(prep.dense_matrix(part))
+        cats = torch.from_numpy(prep.cat_matrix(part))
+        out += [
+            model(dense[b : b + batch], cats[b : b + batch]).numpy()
+            for b in range(0, part.height, batch)
+        ]
     return np.concatenate(out) if out else np.zeros(0, np.float32)
 
 
