@@ -211,6 +211,31 @@ def test_lightgbm_learns_the_planted_signal() -> None:
     assert gain["signal"] > gain["noise"]
 
 
+@pytest.mark.parametrize("categorical", [False, True])
+def test_compiled_lightgbm_scores_every_row_as_lightgbm_does(categorical: bool) -> None:
+    def with_gaps(frame: pl.DataFrame, seed: int) -> pl.DataFrame:
+        # a feature whose missing values mean something, so that the trees route NaN
+        rng = np.random.default_rng(seed)
+        gone = (frame["label"].to_numpy() == 1) & (rng.random(frame.height) < 0.6)
+        return frame.with_columns(
+            pl.Series("gaps", np.where(gone, np.nan, rng.normal(0, 1, frame.height))).fill_nan(None)
+        )
+
+    train, valid, test = (
+        with_gaps(_planted(300, s, w), s) for s, w in [(0, "a"), (1, "b"), (2, "c")]
+    )
+    cfg = lgbm.LGBMConfig(num_boost_round=40, categorical=categorical)
+    booster, info = lgbm.train_lgbm(train, valid, cfg)
+    assert info["importance_gain"]["gaps"] > 0  # the missing values take part in the splits
+    compiled = lgbm.CompiledRanker.of(booster)
+    got = compiled(test, chunk=997)  # chunks that do not divide the table
+    assert got.shape == (test.height,)
+    np.testing.assert_allclose(got, lgbm.predict(booster, test), rtol=0, atol=1e-12)
+    # columns found by name, not position
+    shuffled = test.select(reversed(test.columns))
+    np.testing.assert_array_equal(compiled(shuffled), got)
+
+
 def test_lightgbm_refuses_queries_over_its_limit() -> None:
     big = _planted(1, 0, "a").sample(40).pipe(lambda f: pl.concat([f] * 251))
     with pytest.raises(ValueError, match="10000 per query"):

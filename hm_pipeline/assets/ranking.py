@@ -201,9 +201,11 @@ def rankers(
     model, prep, dlrm_info = dlrm.train_dlrm(train, valid, dcfg)
     del train, valid, feats
 
+    compiled = lgbm.CompiledRanker.of(booster)  # W scored as the prediction shards score
+
     def score(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         return (
-            training.ranked(frame, lgbm.predict(booster, frame), config.k),
+            training.ranked(frame, compiled(frame), config.k),
             training.ranked(frame, dlrm.predict(model, prep, frame), config.k),
         )
 

@@ -46,21 +46,19 @@ def restore_scorers(
     dlrm_folder: Path,
     names: tuple[str, ...] | list[str] = ("ranker_lightgbm", "ranker_dlrm"),
 ) -> dict[str, Scorer]:
-    """The rankers in `names` as saved by the rankers asset (LightGBM's model.txt, DLRM's
-    state_dict and preprocessing), as scorers of a feature table; only those are loaded."""
+    """The rankers in `names` as saved by the rankers asset (LightGBM's model.txt, compiled for
+    this CPU; DLRM's state_dict and preprocessing), as scorers of a feature table; only those
+    are loaded."""
     from hm_pipeline.ranking import dlrm, lgbm
 
     scorers: dict[str, Scorer] = {}
     if "ranker_lightgbm" in names:
-        import lightgbm
-
         model_file = Path(lightgbm_folder) / "model.txt"
         if not model_file.exists():
             raise FileNotFoundError(
                 f"no LightGBM ranker in {lightgbm_folder}: train the rankers first"
             )
-        booster = lightgbm.Booster(model_file=str(model_file))
-        scorers["ranker_lightgbm"] = lambda f: lgbm.predict(booster, f)
+        scorers["ranker_lightgbm"] = lgbm.CompiledRanker(model_file)
     if "ranker_dlrm" in names:
         model, prep = dlrm.load_dlrm(dlrm_folder)
         scorers["ranker_dlrm"] = lambda f: dlrm.predict(model, prep, f)
