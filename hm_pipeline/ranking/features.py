@@ -109,13 +109,18 @@ def _article_extra(hist: pl.LazyFrame, cutoff: date) -> pl.LazyFrame:
 
 
 def _similarities(
-    frame: pl.DataFrame, recent: pl.DataFrame, embeddings: dict[str, pl.DataFrame], block=2048
+    frame: pl.DataFrame,
+    recent: pl.DataFrame,
+    embeddings: dict[str, pl.DataFrame],
+    block: int = 2048,
+    dtype=np.float32,
 ) -> dict[str, np.ndarray]:
     """Cosine of each row's article to its customer's recency-weighted recent purchases, per
     embedding (null-free: 0 when the customer has no recent purchase). Rows are multiplied
-    `block` at a time so the gathered vectors stay in the CPU's cache (a 5.1M-row chunk's four
-    columns: 9.0-10.5 s at 2,048 rows, 14.7-18.0 s at 262,144;
-    benchmarks/feature-similarities.md)."""
+    `block` at a time so the gathered vectors stay in the CPU's cache; the profiles are summed
+    in `dtype` (float32, as the embeddings: float64 weights made scipy copy the whole
+    catalogue's matrix to float64 for every chunk and embedding). Both measured by
+    benchmarks/feature-similarities.md."""
     custs = frame["customer_id"].unique().sort().to_numpy()
     rows_c = np.searchsorted(custs, frame["customer_id"].to_numpy())
     rec = recent.filter(pl.col("customer_id").is_in(custs.tolist()))
@@ -132,12 +137,12 @@ def _similarities(
         ok = ids[a_rec] == rec["article_id"].to_numpy()
         w = sparse.csr_matrix(
             (
-                rec["weight"].to_numpy()[ok],
+                rec["weight"].to_numpy().astype(dtype)[ok],
                 (np.searchsorted(custs, rec["customer_id"].to_numpy()[ok]), a_rec[ok]),
             ),
             shape=(len(custs), len(ids)),
         )
-        prof = np.asarray(w @ x, dtype=np.float32)
+        prof = np.asarray(w @ x.astype(dtype, copy=False), dtype=np.float32)
         norms = np.linalg.norm(prof, axis=1, keepdims=True)
         prof /= np.where(norms > 0, norms, 1)
         sims = np.empty(frame.height, np.float32)
