@@ -18,6 +18,7 @@ import numpy as np
 import polars as pl
 from scipy import sparse
 
+from hm_pipeline.arrays import positions
 from hm_pipeline.candidates.base import CandidateSource, SourceContext, top_k
 from hm_pipeline.embeddings.common import matrix
 
@@ -48,12 +49,13 @@ def nearest(
     import torch
 
     ids, x = matrix(table)
-    pos = lambda a: np.clip(np.searchsorted(ids, a), 0, len(ids) - 1)  # noqa: E731
-    sources = sources[ids[pos(sources)] == sources]
-    targets = targets[ids[pos(targets)] == targets]
+    s_pos, found = positions(ids, sources)
+    sources, s_pos = sources[found], s_pos[found]
+    t_pos, found = positions(ids, targets)
+    targets, t_pos = targets[found], t_pos[found]
     if len(sources) == 0 or len(targets) == 0:
         return pl.DataFrame(schema={"source": pl.Int32, "article_id": pl.Int32, "sim": pl.Float32})
-    xt = torch.from_numpy(x[pos(targets)].T.copy())
+    xt = torch.from_numpy(x[t_pos].T.copy())
     k = min(k, len(targets))
     parts = []
     # one buffer for every chunk's similarities: a fresh one per chunk costs more in page
@@ -61,7 +63,7 @@ def nearest(
     buf = torch.empty((min(chunk, len(sources)), len(targets)), dtype=xt.dtype)
     for s in range(0, len(sources), chunk):
         src = sources[s : s + chunk]
-        sims = torch.matmul(torch.from_numpy(x[pos(src)]), xt, out=buf[: len(src)])
+        sims = torch.matmul(torch.from_numpy(x[s_pos[s : s + chunk]]), xt, out=buf[: len(src)])
         top = torch.topk(sims, k, dim=1)
         parts.append(
             pl.DataFrame(

@@ -15,6 +15,7 @@ import polars as pl
 import torch
 from torch import nn
 
+from hm_pipeline.arrays import positions
 from hm_pipeline.metrics import map_at_k
 from hm_pipeline.models.common import pick_device, save_model, seeded_generator
 from hm_pipeline.ranking.features import feature_columns
@@ -78,8 +79,7 @@ class Preprocessor:
         cols = []
         for c, voc in zip(self.cats, self.vocab, strict=True):
             v = frame[c].fill_null(-(2**31)).to_numpy()
-            pos = np.clip(np.searchsorted(voc, v), 0, max(len(voc) - 1, 0))
-            hit = (voc[pos] == v) if len(voc) else np.zeros(len(v), bool)
+            pos, hit = positions(voc, v)
             cols.append(np.where(hit, pos + 1, 0))
         return np.stack(cols, axis=1).astype(np.int64) if cols else np.zeros((frame.height, 0))
 

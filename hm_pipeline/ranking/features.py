@@ -17,6 +17,7 @@ import numpy as np
 import polars as pl
 from scipy import sparse
 
+from hm_pipeline.arrays import positions
 from hm_pipeline.candidates.similarity import recent_purchases
 from hm_pipeline.embeddings.common import matrix
 
@@ -131,10 +132,9 @@ def _similarities(
         ids, x = matrix(table)
         if ids_seen is None or not np.array_equal(ids, ids_seen):  # the same catalogue: once
             ids_seen = ids
-            a_rows = np.clip(np.searchsorted(ids, articles), 0, len(ids) - 1)
-            absent = ids[a_rows] != articles  # no vector: 0, never a neighbouring article's
-        a_rec = np.clip(np.searchsorted(ids, rec["article_id"].to_numpy()), 0, len(ids) - 1)
-        ok = ids[a_rec] == rec["article_id"].to_numpy()
+            a_rows, present = positions(ids, articles)
+            absent = ~present  # no vector: 0, never a neighbouring article's
+        a_rec, ok = positions(ids, rec["article_id"].to_numpy())
         w = sparse.csr_matrix(
             (
                 rec["weight"].to_numpy().astype(dtype)[ok],
