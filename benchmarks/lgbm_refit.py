@@ -7,7 +7,8 @@ For each validation week W with two labelled weeks before it, this trains:
 
 - the default: early stopping on W-1, refit on W-2 and W-1;
 - no refit: the early-stopped model, which learnt from W-2 alone;
-- the latest week: learns from W-1, early stopping on W-2, no refit;
+- the latest week (`LGBMConfig.learn_from_latest`): learns from W-1, early stopping on W-2,
+  no refit;
 
 scores W's feature table with each (the compiled model, chunks of customers) and writes MAP@12
 on W's buyers and the training seconds to benchmarks/lgbm-refit.md.
@@ -36,7 +37,7 @@ def train(variant: str, older: pl.DataFrame, latest: pl.DataFrame):
     if variant == "no refit":
         return lgbm.train_lgbm(older, latest, dataclasses.replace(cfg, refit_on_all_weeks=False))
     if variant == "learns from W-1":
-        return lgbm.train_lgbm(latest, older, dataclasses.replace(cfg, refit_on_all_weeks=False))
+        return lgbm.train_lgbm(older, latest, dataclasses.replace(cfg, learn_from_latest=True))
     return lgbm.train_lgbm(older, latest, cfg)
 
 

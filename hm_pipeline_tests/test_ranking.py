@@ -211,6 +211,21 @@ def test_lightgbm_learns_the_planted_signal() -> None:
     assert gain["signal"] > gain["noise"]
 
 
+def test_lightgbm_can_learn_from_the_latest_week_alone() -> None:
+    older, latest, test = (
+        _planted(n, s, w) for n, s, w in [(300, 0, "a"), (200, 1, "b"), (300, 2, "c")]
+    )
+    booster, info = lgbm.train_lgbm(older, latest, lgbm.LGBMConfig(learn_from_latest=True))
+    # the latest week's rows learn, the older week's stop the boosting; no refit on both
+    assert info["train_rows"] == latest.height and info["valid_rows"] == older.height
+    assert "refit_rows" not in info
+    random = _map(test, np.random.default_rng(0).random(test.height))
+    assert _map(test, lgbm.predict(booster, test)) > 2 * random
+    _, default = lgbm.train_lgbm(older, latest, lgbm.LGBMConfig())
+    assert default["train_rows"] == older.height
+    assert default["refit_rows"] == older.height + latest.height
+
+
 @pytest.mark.parametrize("categorical", [False, True])
 def test_compiled_lightgbm_scores_every_row_as_lightgbm_does(categorical: bool) -> None:
     def with_gaps(frame: pl.DataFrame, seed: int) -> pl.DataFrame:

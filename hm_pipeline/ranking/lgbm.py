@@ -29,6 +29,9 @@ class LGBMConfig:
     lambdarank_truncation_level: int = 20
     early_stopping_rounds: int = 20
     refit_on_all_weeks: bool = True
+    # learn from the most recent training week alone, early stopping on the weeks before it,
+    # no refit (benchmarks/lgbm-refit.md, python benchmarks/lgbm_refit.py)
+    learn_from_latest: bool = False
     # categorical codes (department, product type, colour, ...) as plain numbers by default:
     # LightGBM's categorical splits over-fit the 250-level department code (its largest gain);
     # numeric codes gave a better MAP@12 in every validation week of the small world
@@ -90,7 +93,11 @@ def _dataset(
 def train_lgbm(
     train: pl.DataFrame, valid: pl.DataFrame | None, cfg: LGBMConfig
 ) -> tuple[lgb.Booster, dict]:
-    """The booster and what happened (rounds, validation MAP@12 by round, importance)."""
+    """The booster and what happened (rounds, validation MAP@12 by round, importance). `valid`
+    is the most recent training week; with `learn_from_latest` the two swap roles."""
+    refit = cfg.refit_on_all_weeks
+    if cfg.learn_from_latest and valid is not None and valid.height:
+        train, valid, refit = valid, train, False
     dense, cats = feature_columns(train.drop("week"))
     params = _params(cfg)
     dtrain = _dataset(train, dense, cats, categorical=cfg.categorical)
@@ -115,7 +122,7 @@ def train_lgbm(
             "valid_map_at_12_candidates": float(record["valid"]["map@12"][best - 1]),
             "valid_rows": valid.height,
         }
-        if cfg.refit_on_all_weeks:
+        if refit:
             both = pl.concat([train, valid], how="diagonal_relaxed")
             full = _dataset(both, dense, cats, categorical=cfg.categorical)
             booster = lgb.train(params, full, num_boost_round=best)
