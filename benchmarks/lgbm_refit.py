@@ -13,7 +13,10 @@ For each validation week W with two labelled weeks before it, this trains:
 scores W's feature table with each (the compiled model, chunks of customers) and writes MAP@12
 on W's buyers and the training seconds to benchmarks/lgbm-refit.md.
 
-    python benchmarks/lgbm_refit.py --data data/bench-full
+    python benchmarks/lgbm_refit.py --data data/bench-full    # after `hm-pipeline bench e2e`
+    HM_DATA_DIR=data/small hm-pipeline synth --scale small --seed 42
+    HM_DATA_DIR=data/small hm-pipeline run --week all
+    python benchmarks/lgbm_refit.py --data data/small --output benchmarks/lgbm-refit-small.md
 """
 
 from __future__ import annotations

@@ -30,7 +30,9 @@ class LGBMConfig:
     early_stopping_rounds: int = 20
     refit_on_all_weeks: bool = True
     # learn from the most recent training week alone, early stopping on the weeks before it,
-    # no refit (benchmarks/lgbm-refit.md, python benchmarks/lgbm_refit.py)
+    # no refit: less than half the training time; MAP@12 level with the refit at full scale
+    # (one week, benchmarks/lgbm-refit.md) but below it in all six weeks of the small world
+    # (benchmarks/lgbm-refit-small.md), so off by default
     learn_from_latest: bool = False
     # categorical codes (department, product type, colour, ...) as plain numbers by default:
     # LightGBM's categorical splits over-fit the 250-level department code (its largest gain);
