@@ -29,6 +29,7 @@ from pathlib import Path
 
 import polars as pl
 
+from hm_pipeline.evaluation import markdown_table
 from hm_pipeline.metrics import map_at_k
 from hm_pipeline.ranking import lgbm, training
 
@@ -53,14 +54,13 @@ def main() -> None:
     lake, reports = args.data / "lake", args.data / "reports"
     feats = {p.stem: p for p in (lake / "ranker_features").glob("*.parquet")}
     labels = {p.stem: pl.read_parquet(p) for p in (lake / "labels").glob("*.parquet")}
-    weeks = sorted(
-        w
-        for w in (p.stem.removeprefix("evaluation_") for p in reports.glob("evaluation_2*.csv"))
-        if w in labels and w in feats and len([e for e in feats if e < w and e in labels]) >= 2
-    )
+    evaluated = (p.stem.removeprefix("evaluation_") for p in reports.glob("evaluation_2*.csv"))
+    # each evaluated week with labels, features and two labelled weeks before it
+    plan = {w: sorted(e for e in feats if e < w and e in labels)[-2:] for w in evaluated}
     rows = []
-    for week in weeks:
-        earlier = sorted(w for w in feats if w < week and w in labels)[-2:]
+    for week, earlier in sorted(plan.items()):
+        if week not in labels or week not in feats or len(earlier) < 2:
+            continue
         older, latest = training.assemble(
             {w: pl.scan_parquet(feats[w]) for w in earlier}, labels, week, 2, 30, 0
         )
@@ -69,7 +69,7 @@ def main() -> None:
         for variant in VARIANTS:
             t = time.perf_counter()
             booster, info = train(variant, older, latest)
-            row[f"{variant}: train s"] = round(time.perf_counter() - t, 1)
+            row[f"{variant}: train s"] = f"{time.perf_counter() - t:.1f}"
             row[f"{variant}: rounds"] = info["best_iteration"]
             compiled = lgbm.CompiledRanker.of(booster)
             now = pl.scan_parquet(feats[week])
@@ -77,11 +77,9 @@ def main() -> None:
                 training.ranked(frame, compiled(frame), 12)
                 for frame in training.customer_chunks(now, args.chunk_customers)
             )
-            row[f"{variant}: MAP@12"] = round(map_at_k(top, truth, 12), 4)
+            row[f"{variant}: MAP@12"] = map_at_k(top, truth, 12)
             print(week, variant, row, flush=True)
         rows.append(row)
-    frame = pl.DataFrame(rows)
-    cols = frame.columns
     lines = [
         "# LightGBM: the refit on both training weeks",
         "",
@@ -90,9 +88,7 @@ def main() -> None:
         "validation week's buyers and the seconds spent training (datasets and boosting; "
         "early stopping's rounds as `rounds`) under each way of using the two training weeks.",
         "",
-        "| " + " | ".join(cols) + " |",
-        "|" + "---|" * len(cols),
-        *["| " + " | ".join(str(v) for v in r) + " |" for r in frame.iter_rows()],
+        markdown_table(pl.DataFrame(rows)),
         "",
     ]
     args.output.write_text("\n".join(lines) + "\n")
