@@ -38,6 +38,8 @@ def test_union_keeps_every_source_score_and_rank() -> None:
     assert u.select("customer_id", "article_id").rows() == [(1, 10), (1, 11), (2, 10)]
     row = u.filter((pl.col("customer_id") == 1) & (pl.col("article_id") == 11)).row(0, named=True)
     assert (row["a_rank"], row["b_rank"], row["n_sources"], row["best_rank"]) == (2, 1, 2, 1)
+    assert (row["a_score"], row["b_score"]) == (0.5, 7.0)
+    assert u.filter(pl.col("article_id") == 10)["a_score"].to_list() == [pytest.approx(0.9), None]
     assert u.filter(pl.col("customer_id") == 2)["a_score"].is_null().all()
     labels = pl.DataFrame({"customer_id": [1, 1, 2], "article_id": [11, 12, 99]})
     assert union_recall(u, labels)["recall"] == pytest.approx(1 / 3)

@@ -20,30 +20,41 @@ def candidate_union(
     at most `max_per_customer` rows (best rank in any source first, then found by more
     sources)."""
     names = sorted(sources)
-    long = pl.concat(
-        [
-            sources[n]
+
+    def spread(i: int, name: str) -> pl.LazyFrame:
+        # the source's score and rank in its own pair of columns, null in the others
+        cols = []
+        for j, other in enumerate(names):
+            mine = i == j
+            cols += [
+                (pl.col("score").cast(pl.Float32) if mine else pl.lit(None, pl.Float32)).alias(
+                    f"{other}_score"
+                ),
+                (pl.col("rank").cast(pl.Int16) if mine else pl.lit(None, pl.Int16)).alias(
+                    f"{other}_rank"
+                ),
+            ]
+        return (
+            sources[name]
             .lazy()
             .filter(pl.col("rank") <= per_source)
-            .select(
-                "customer_id",
-                "article_id",
-                pl.lit(i, pl.Int8).alias("_src"),
-                pl.col("score").cast(pl.Float32),
-                pl.col("rank").cast(pl.Int16),
-            )
-            for i, n in enumerate(names)
-        ]
-    )
+            .select("customer_id", "article_id", *cols, pl.col("rank").cast(pl.Int16).alias("_r"))
+        )
+
+    # A source lists a pair once (the candidate contract), so each pair's max/min over the
+    # sources' rows is that source's value: plain aggregations, which polars runs about twice
+    # as fast as a filter per source and column (benchmarks/union-chunks.md).
     aggs = []
-    for i, n in enumerate(names):
-        hit = pl.col("_src") == i
-        aggs += [
-            pl.col("score").filter(hit).first().alias(f"{n}_score"),
-            pl.col("rank").filter(hit).first().alias(f"{n}_rank"),
-        ]
-    union = long.group_by("customer_id", "article_id").agg(
-        *aggs, pl.len().cast(pl.Int16).alias("n_sources"), pl.col("rank").min().alias("best_rank")
+    for n in names:
+        aggs += [pl.col(f"{n}_score").max(), pl.col(f"{n}_rank").min()]
+    union = (
+        pl.concat([spread(i, n) for i, n in enumerate(names)])
+        .group_by("customer_id", "article_id")
+        .agg(
+            *aggs,
+            pl.len().cast(pl.Int16).alias("n_sources"),
+            pl.col("_r").min().alias("best_rank"),
+        )
     )
     if max_per_customer is not None:
         union = best_first(union).filter(
