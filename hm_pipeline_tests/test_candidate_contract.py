@@ -128,3 +128,37 @@ def test_similarity_in_chunks_of_customers_gives_the_same_lists(name: str, setup
     chunked = REGISTRY[name](k=K, chunk=7).generate(tx.lazy(), customers, CUTOFF, ctx)
     assert whole["customer_id"].n_unique() > 7 * 3  # several chunks
     assert chunked.equals(whole)
+
+
+@pytest.mark.parametrize("k", [1, 3, 12])
+def test_top_k_keeps_what_sorting_every_row_keeps(k: int) -> None:
+    """top_k cuts each customer's rows to those at or above its k-th largest score before
+    sorting; the result must be the full sort's, ties (article id), nulls and NaNs included."""
+    import numpy as np
+
+    from hm_pipeline.candidates.base import top_k
+
+    rng = np.random.default_rng(k)
+    n = 4_000
+    score = rng.integers(0, 6, n).astype(np.float64) / 3  # many ties, rounded by top_k
+    score[rng.random(n) < 0.02] = np.nan
+    frame = pl.DataFrame(
+        {
+            "customer_id": rng.integers(0, 300, n).astype(np.int32),  # 0 to ~30 rows each
+            "article_id": rng.permutation(n).astype(np.int32),
+            "score": score,
+        }
+    ).with_columns(
+        pl.when(pl.int_range(pl.len()) % 97 == 0).then(None).otherwise("score").alias("score")
+    )
+    expected = (
+        frame.with_columns(pl.col("score").round(9))
+        .sort(["customer_id", "score", "article_id"], descending=[False, True, False])
+        .with_columns(
+            pl.int_range(1, pl.len() + 1, dtype=pl.Int32).over("customer_id").alias("rank")
+        )
+        .filter(pl.col("rank") <= k)
+    )
+    got = top_k(frame.lazy(), k).collect()
+    assert got.height < frame.height
+    assert got.equals(expected)

@@ -156,11 +156,7 @@ class EmbeddingSimilarity(CandidateSource):
         for nn in neighbours:
             scores = (weights @ nn).tocsr()
             if len(neighbours) > 1:  # each embedding's scores scaled to the customer's best
-                best = np.asarray(abs(scores).max(axis=1).todense()).ravel()
-                scores = (
-                    sparse.diags(np.divide(1.0, best, out=np.zeros_like(best), where=best > 0))
-                    @ scores
-                )
+                scale_rows_to_best(scores)
             total = scores if total is None else total + scores
         total = total.tocoo()
         scored = pl.DataFrame(
@@ -171,6 +167,18 @@ class EmbeddingSimilarity(CandidateSource):
             }
         )
         return top_k(scored.lazy(), self.k).drop("rank").collect()
+
+
+def scale_rows_to_best(m: sparse.csr_matrix) -> None:
+    """Divide each row of `m` (in place) by its largest absolute value; rows without entries
+    stay empty. The same values as multiplying by a diagonal matrix of the inverses, without
+    building a product of the whole matrix."""
+    lengths = np.diff(m.indptr)
+    full = lengths > 0
+    best = np.zeros(m.shape[0], dtype=m.dtype)
+    best[full] = np.maximum.reduceat(np.abs(m.data), m.indptr[:-1][full])
+    inv = np.divide(1.0, best, out=np.zeros_like(best), where=best > 0)
+    m.data *= np.repeat(inv, lengths)
 
 
 def neighbour_matrix(nn: pl.DataFrame, sources: np.ndarray, pool: np.ndarray) -> sparse.csr_matrix:
