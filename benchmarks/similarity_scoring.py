@@ -2,8 +2,8 @@
 the customers' recent purchases times each embedding's neighbour lists, the k best per
 customer) on a lake's week, as it was before (each embedding's scores scaled through a diagonal
 matrix product after a dense row maximum; the k best found by sorting every scored row) and as
-it is now (rows scaled in place; `candidates.base.top_k` sorting only the rows at or above each
-customer's k-th largest score), checked to give the same lists.
+it is now (rows scaled in place; only the rows at or above each customer's k-th largest score,
+`candidates.base.at_least_kth`, go to top_k's sort), checked to give the same lists.
 
 The neighbour lists are computed once, outside the timings (the sources compute them once per
 week). Writes benchmarks/similarity-scoring.md (or --output).

@@ -11,7 +11,7 @@ import numpy as np
 import polars as pl
 from scipy import sparse
 
-from hm_pipeline.candidates.base import CandidateSource
+from hm_pipeline.candidates.base import CandidateSource, at_least_kth
 
 
 def _days_before(cutoff: date) -> pl.Expr:
@@ -244,6 +244,7 @@ class CustomerSimilarity(CandidateSource):
             nb = (
                 pl.DataFrame({"r": sim.row, "n": sim.col, "s": sim.data})
                 .filter(pl.col("n") != rows[sim.row])
+                .filter(at_least_kth("s", "r", self.neighbours))
                 .select(
                     pl.all()
                     .top_k_by(["s", "n"], self.neighbours, reverse=[False, True])
@@ -255,16 +256,21 @@ class CustomerSimilarity(CandidateSource):
                 shape=(len(rows), n_c),
             )
             scores = (neigh @ bought).tocoo()
-            return pl.DataFrame(
-                {
-                    "customer_id": cust_ids[rows][scores.row].astype(np.int32),
-                    "article_id": art_ids[scores.col].astype(np.int32),
-                    "score": scores.data.astype(np.float32),
-                }
-            ).select(  # the k best, ties by article id as `generate` breaks them
-                pl.all()
-                .top_k_by(["score", "article_id"], self.k, reverse=[False, True])
-                .over("customer_id", mapping_strategy="explode")
+            return (
+                pl.DataFrame(
+                    {
+                        "customer_id": cust_ids[rows][scores.row].astype(np.int32),
+                        "article_id": art_ids[scores.col].astype(np.int32),
+                        "score": scores.data.astype(np.float32),
+                    }
+                )
+                .filter(at_least_kth("score", "customer_id", self.k))
+                .select(
+                    # the k best, ties by article id as `generate` breaks them
+                    pl.all()
+                    .top_k_by(["score", "article_id"], self.k, reverse=[False, True])
+                    .over("customer_id", mapping_strategy="explode")
+                )
             )
 
         # two chunks at a time: scipy's products release the GIL

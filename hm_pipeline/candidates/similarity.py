@@ -19,7 +19,7 @@ import polars as pl
 from scipy import sparse
 
 from hm_pipeline.arrays import positions
-from hm_pipeline.candidates.base import CandidateSource, SourceContext, top_k
+from hm_pipeline.candidates.base import CandidateSource, SourceContext, at_least_kth, top_k
 from hm_pipeline.embeddings.common import matrix
 
 
@@ -166,7 +166,15 @@ class EmbeddingSimilarity(CandidateSource):
                 "score": total.data,
             }
         )
-        return top_k(scored.lazy(), self.k).drop("rank").collect()
+        # ~1,000 scored rows per customer: the selection first (on the scores rounded as top_k
+        # rounds them, which may tie), then the sort of what is left (a fifth of the time of
+        # sorting them all with k = 50)
+        kept = (
+            scored.lazy()
+            .with_columns(pl.col("score").round(9))
+            .filter(at_least_kth("score", "customer_id", self.k))
+        )
+        return top_k(kept, self.k).drop("rank").collect()
 
 
 def scale_rows_to_best(m: sparse.csr_matrix) -> None:
