@@ -93,3 +93,16 @@ def test_similarity_scores_are_the_weighted_sums_over_nearest_neighbours(name, w
         exact = np.array([ref_score.get(a, -np.inf) for a in mine["article_id"]])
         assert np.allclose(exact, ref["score"].head(mine.height).to_numpy(), rtol=0, atol=1e-6)
         assert np.allclose(mine["score"].to_numpy(), exact, rtol=0, atol=1e-5)
+
+
+def test_rows_are_scaled_to_their_largest_absolute_value_in_place() -> None:
+    from scipy import sparse
+
+    from hm_pipeline.candidates.similarity import scale_rows_to_best
+
+    dense = np.array([[0.0, -4.0, 2.0], [0.0, 0.0, 0.0], [3.0, 0.0, 1.5], [0.0, 0.0, -0.5]])
+    m = sparse.csr_matrix(dense)
+    scale_rows_to_best(m)
+    expected = [[0.0, -1.0, 0.5], [0.0, 0.0, 0.0], [1.0, 0.0, 0.5], [0.0, 0.0, -1.0]]
+    assert np.array_equal(m.toarray(), expected)
+    assert m.nnz == 5
