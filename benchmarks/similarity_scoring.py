@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import platform
 import time
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +28,6 @@ from hm_pipeline.candidates.similarity import (
     TextSimilarity,
     nearest,
     neighbour_matrix,
-    recent_purchases,
 )
 
 
@@ -95,28 +94,12 @@ def main() -> None:
     rows, same = [], True
     for cls in (TextSimilarity, FusedSimilarity):
         src = cls(k=args.k)
-        recent = (
-            recent_purchases(history, cutoff, src.days, src.max_recent, src.half_life)
-            .join(customers.lazy(), on="customer_id", how="semi")
-            .sort("customer_id", "article_id")
-            .collect()
-        )
-        pool = (
-            history.filter(pl.col("t_dat") >= cutoff - timedelta(days=src.pool_days))
-            .select("article_id")
-            .unique()
-            .collect()["article_id"]
-            .sort()
-            .to_numpy()
-        )
-        sources = recent["article_id"].unique().sort().to_numpy()
+        recent, sources, pool = src.week_inputs(history, customers, cutoff)
         neighbours = [
             neighbour_matrix(nearest(table(e), sources, pool, src.neighbours), sources, pool)
             for e in src.embeddings
         ]
-        ids = recent["customer_id"].to_numpy()
-        firsts = np.r_[0, np.flatnonzero(np.diff(ids)) + 1]
-        bounds = sorted({*firsts[:: src.chunk].tolist(), recent.height})[: args.chunks + 1]
+        bounds = src.chunk_bounds(recent)[: args.chunks + 1]
         for a, b in zip(bounds[:-1], bounds[1:], strict=True):
             part = recent.slice(a, b - a)
             t = time.perf_counter()

@@ -99,6 +99,32 @@ class EmbeddingSimilarity(CandidateSource):
         missing = [e for e in self.embeddings if e not in ctx.embeddings]
         if missing:
             raise ValueError(f"source {self.name} needs the embeddings {missing}")
+        recent, sources, pool = self.week_inputs(history, customers, cutoff)
+        neighbours = [
+            neighbour_matrix(
+                nearest(ctx.embeddings[name], sources, pool, self.neighbours), sources, pool
+            )
+            for name in self.embeddings
+        ]
+        bounds = self.chunk_bounds(recent)
+        parts = [
+            self._score_chunk(recent.slice(a, b - a), sources, pool, neighbours)
+            for a, b in zip(bounds[:-1], bounds[1:], strict=True)
+        ]
+        return (
+            pl.concat(parts)
+            if parts
+            else pl.DataFrame(
+                schema={"customer_id": pl.Int32, "article_id": pl.Int32, "score": pl.Float64}
+            )
+        )
+
+    def week_inputs(
+        self, history: pl.LazyFrame, customers: pl.DataFrame, cutoff
+    ) -> tuple[pl.DataFrame, np.ndarray, np.ndarray]:
+        """The customers' recent purchases (sorted by customer, article), the articles they
+        bought (the neighbour lists' rows) and the articles sold in the last `pool_days` (the
+        targets), from the history before `cutoff`."""
         recent = (
             recent_purchases(history, cutoff, self.days, self.max_recent, self.half_life)
             .join(customers.lazy(), on="customer_id", how="semi")
@@ -113,28 +139,14 @@ class EmbeddingSimilarity(CandidateSource):
             .sort()
             .to_numpy()
         )
-        sources = recent["article_id"].unique().sort().to_numpy()
-        neighbours = [
-            neighbour_matrix(
-                nearest(ctx.embeddings[name], sources, pool, self.neighbours), sources, pool
-            )
-            for name in self.embeddings
-        ]
-        # row ranges of whole customers (recent is sorted by customer)
+        return recent, recent["article_id"].unique().sort().to_numpy(), pool
+
+    def chunk_bounds(self, recent: pl.DataFrame) -> list[int]:
+        """Row offsets of `recent` (sorted by customer) that cut it into chunks of `chunk`
+        whole customers."""
         ids = recent["customer_id"].to_numpy()
         firsts = np.r_[0, np.flatnonzero(np.diff(ids)) + 1]  # each customer's first row
-        bounds = sorted({*firsts[:: self.chunk].tolist(), recent.height})
-        parts = [
-            self._score_chunk(recent.slice(a, b - a), sources, pool, neighbours)
-            for a, b in zip(bounds[:-1], bounds[1:], strict=True)
-        ]
-        return (
-            pl.concat(parts)
-            if parts
-            else pl.DataFrame(
-                schema={"customer_id": pl.Int32, "article_id": pl.Int32, "score": pl.Float64}
-            )
-        )
+        return sorted({*firsts[:: self.chunk].tolist(), recent.height})
 
     def _score_chunk(
         self,
