@@ -464,3 +464,22 @@ def test_final_top12_from_the_lists_top_12_equals_the_blend_of_the_whole_lists()
         assert (origin["origin"] == "ranker").to_list() == origin[
             "rank_right"
         ].is_not_null().to_list()
+
+
+def test_each_recommendation_names_the_sources_that_found_it() -> None:
+    from hm_pipeline.recommend import with_sources
+
+    a = _cands([(1, 10, 0.9, 1), (1, 11, 0.5, 2), (2, 12, 0.4, 1)])
+    b = _cands([(1, 11, 7.0, 1), (1, 13, 6.0, 2), (2, 12, 3.0, 1)])
+    c = _cands([(1, 10, 2.0, 3), (2, 12, 1.0, 2)])
+    union = candidate_union({"a": a, "b": b, "c": c}, per_source=3).collect()
+    top = pl.DataFrame(
+        {
+            "customer_id": [1, 1, 1, 2, 2],
+            "rank": [1, 2, 3, 1, 2],
+            "article_id": [11, 10, 99, 12, 13],  # 99 and (2, 13): a fallback, in no source
+        }
+    )
+    got = with_sources(top, union.lazy()).sort("customer_id", "rank")
+    assert got["sources"].to_list() == ["a:2, b:1", "a:1, c:3", "", "a:1, b:1, c:2", ""]
+    assert got.select("customer_id", "rank", "article_id").equals(top)
