@@ -19,6 +19,7 @@ from datetime import date
 from pathlib import Path
 
 import polars as pl
+from comparison import write_comparison
 
 from hm_pipeline.candidates import heuristics
 from hm_pipeline.candidates.heuristics import CustomerSimilarity
@@ -63,28 +64,22 @@ def main() -> None:
         same &= now.equals(before)
         rows.append(f"| {rep} | {now.height:,} | {t_before:.1f} | {t_now:.1f} |")
         print(rows[-1], flush=True)
-    args.output.write_text(
-        "\n".join(
-            [
-                "# Customer similarity (user-kNN)",
-                "",
-                f"Written by `python benchmarks/customer_similarity.py --data {args.data} "
-                f"--week {args.week}` ({platform.machine()}): {args.customers:,} of the week's "
-                f"customers to score (a fixed sample), purchases of the last {src.days} days, "
-                f"{src.neighbours} neighbours, k = {args.k}, chunks of {src.chunk} customers on "
-                f"two threads. Before and now give identical lists: {same}. The whole history "
-                "is read and the purchase matrices built in both timings.",
-                "",
-                "| repeat | rows | before s | now s |",
-                "|---|---|---|---|",
-                *rows,
-                "",
-            ]
-        )
+    write_comparison(
+        args.output,
+        "Customer similarity (user-kNN)",
+        (
+            f"Written by `python benchmarks/customer_similarity.py --data {args.data} "
+            f"--week {args.week}` ({platform.machine()}): {args.customers:,} of the week's "
+            f"customers to score (a fixed sample), purchases of the last {src.days} days, "
+            f"{src.neighbours} neighbours, k = {args.k}, chunks of {src.chunk} customers on "
+            f"two threads. Before and now give identical lists: {same}. The whole history "
+            "is read and the purchase matrices built in both timings."
+        ),
+        ["repeat", "rows", "before s", "now s"],
+        rows,
+        same,
+        "lists",
     )
-    print(args.output.read_text())
-    if not same:
-        raise SystemExit("the lists differ")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import polars as pl
+from comparison import write_comparison
 
 from hm_pipeline.ranking.union import source_names
 from hm_pipeline.recommend import with_sources
@@ -74,27 +75,21 @@ def main() -> None:
         print(rows[-1], flush=True)
         del before
     labelled = int((now["sources"] != "").sum())
-    args.output.write_text(
-        "\n".join(
-            [
-                "# Recommendations: naming each article's sources",
-                "",
-                f"Written by `python benchmarks/recommendation_sources.py --data {args.data} "
-                f"--week {args.week}` ({platform.machine()}): {top.height:,} recommendations "
-                f"({labelled:,} found by at least one source) against the week's candidate "
-                f"union of {len(source_names(union))} sources, read lazily each time. Before "
-                f"and now give identical tables: {same}.",
-                "",
-                "| repeat | before s | now s |",
-                "|---|---|---|",
-                *rows,
-                "",
-            ]
-        )
+    write_comparison(
+        args.output,
+        "Recommendations: naming each article's sources",
+        (
+            f"Written by `python benchmarks/recommendation_sources.py --data {args.data} "
+            f"--week {args.week}` ({platform.machine()}): {top.height:,} recommendations "
+            f"({labelled:,} found by at least one source) against the week's candidate "
+            f"union of {len(source_names(union))} sources, read lazily each time. Before "
+            f"and now give identical tables: {same}."
+        ),
+        ["repeat", "before s", "now s"],
+        rows,
+        same,
+        "tables",
     )
-    print(args.output.read_text())
-    if not same:
-        raise SystemExit("the tables differ")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+from comparison import write_comparison
 from scipy import sparse
 
 from hm_pipeline.candidates.similarity import (
@@ -114,28 +115,22 @@ def main() -> None:
                 f"{t_before:.2f} | {t_now:.2f} |"
             )
             print(rows[-1], flush=True)
-    args.output.write_text(
-        "\n".join(
-            [
-                "# Similarity sources: scoring a chunk of customers",
-                "",
-                f"Written by `python benchmarks/similarity_scoring.py --data {args.data} --week "
-                f"{args.week}` ({platform.machine()}): the week's customers to score in chunks "
-                f"of {src.chunk:,}, their purchases of the last {src.days} days against the "
-                f"neighbour lists ({src.neighbours} per article, articles sold in the last "
-                f"{src.pool_days} days), k = {args.k}. Before and now give identical lists: "
-                f"{same}.",
-                "",
-                "| source | customers | rows kept | before s | now s |",
-                "|---|---|---|---|---|",
-                *rows,
-                "",
-            ]
-        )
+    write_comparison(
+        args.output,
+        "Similarity sources: scoring a chunk of customers",
+        (
+            f"Written by `python benchmarks/similarity_scoring.py --data {args.data} --week "
+            f"{args.week}` ({platform.machine()}): the week's customers to score in chunks "
+            f"of {src.chunk:,}, their purchases of the last {src.days} days against the "
+            f"neighbour lists ({src.neighbours} per article, articles sold in the last "
+            f"{src.pool_days} days), k = {args.k}. Before and now give identical lists: "
+            f"{same}."
+        ),
+        ["source", "customers", "rows kept", "before s", "now s"],
+        rows,
+        same,
+        "lists",
     )
-    print(args.output.read_text())
-    if not same:
-        raise SystemExit("the lists differ")
 
 
 if __name__ == "__main__":

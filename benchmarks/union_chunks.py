@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import polars as pl
+from comparison import write_comparison
 
 from hm_pipeline.ranking.union import best_first, candidate_union
 
@@ -96,26 +97,20 @@ def main() -> None:
             f"{t_before:.1f} | {t_now:.1f} |"
         )
         print(rows[-1], flush=True)
-    args.output.write_text(
-        "\n".join(
-            [
-                "# The candidate union, one range of customer ids at a time",
-                "",
-                f"Written by `python benchmarks/union_chunks.py --data {args.data} --week "
-                f"{args.week}` ({platform.machine()}): {len(files)} sources, each one's top "
-                f"{args.per_source}, at most {cut} rows per customer, ranges of "
-                f"{args.width:,} customer ids. The two ways give identical tables: {same}.",
-                "",
-                "| customer ids | source rows | union rows | filter + first s | max / min s |",
-                "|---|---|---|---|---|",
-                *rows,
-                "",
-            ]
-        )
+    write_comparison(
+        args.output,
+        "The candidate union, one range of customer ids at a time",
+        (
+            f"Written by `python benchmarks/union_chunks.py --data {args.data} --week "
+            f"{args.week}` ({platform.machine()}): {len(files)} sources, each one's top "
+            f"{args.per_source}, at most {cut} rows per customer, ranges of "
+            f"{args.width:,} customer ids. The two ways give identical tables: {same}."
+        ),
+        ["customer ids", "source rows", "union rows", "filter + first s", "max / min s"],
+        rows,
+        same,
+        "two unions",
     )
-    print(args.output.read_text())
-    if not same:
-        raise SystemExit("the two unions differ")
 
 
 if __name__ == "__main__":

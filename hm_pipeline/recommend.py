@@ -112,8 +112,8 @@ def with_sources(top: pl.DataFrame, union: pl.DataFrame | pl.LazyFrame) -> pl.Da
         .collect(engine="streaming")
     )
     # "name:rank" where the source found the article (null otherwise), joined skipping nulls:
-    # one string per row, without building a list per row first (a third of this step's time
-    # at full scale; benchmarks/recommendation-sources.md)
+    # one string per row, without building a list per row first (the full-scale prediction
+    # week in benchmarks/recommendation-sources.md: 68-77 s with the lists, 29-36 s without)
     parts = [pl.concat_str(pl.lit(f"{n}:"), pl.col(f"{n}_rank")) for n in names]
     labelled = found.select(
         "customer_id",
