@@ -3,6 +3,7 @@ rankers learning a signal planted in the features."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 
 import numpy as np
@@ -136,6 +137,58 @@ def test_feature_table_columns(week_features) -> None:
     rep = full.filter(pl.col("repurchase_rank").is_not_null())
     assert (rep["ca_article_count"] >= 1).all()
     assert not full.select("customer_id", "article_id").is_duplicated().any()
+
+
+def test_feature_rows_carry_their_own_customers_and_articles_values(week_features) -> None:
+    """The chunks look each table up by position instead of joining: every row still gets its
+    own customer's and article's columns (null where a table lacks them), its own purchase
+    counts, whatever the order of the union's rows, and a table with a repeated key is
+    refused rather than multiplying rows."""
+    full, _, union, inp = week_features
+    keys = ["customer_id", "article_id"]
+    shuffled = union.collect().sample(fraction=1.0, shuffle=True, seed=3)
+    assert build_features(shuffled.lazy(), inp, chunk=53).equals(full)
+
+    # a third of the customers lose their customer features: nulls there, the rest unchanged
+    cfeat = inp.customer_features.collect()
+    dropped = cfeat["customer_id"].gather_every(3)
+    fewer = replace(
+        inp, customer_features=cfeat.lazy().filter(~pl.col("customer_id").is_in(dropped.implode()))
+    )
+    got = build_features(union, fewer, chunk=53)
+    c_cols = [f"c_{c}" for c in cfeat.columns if c != "customer_id"]
+    gone = pl.col("customer_id").is_in(dropped.implode())
+    lost = got.filter(gone)
+    assert 0 < lost.height < got.height
+    assert lost.select(c_cols).null_count().row(0) == (lost.height,) * len(c_cols)
+    assert got.filter(~gone).equals(full.filter(~gone))
+
+    def joined(table: pl.DataFrame, on: str, prefix: str) -> pl.DataFrame:
+        cols = {c: f"{prefix}{c}" for c in table.columns if c != on}
+        want = full.select(keys).join(table.rename(cols), on=on, how="left").sort(keys)
+        return want.select(*keys, *cols.values())
+
+    for table, on, prefix in [
+        (cfeat, "customer_id", "c_"),
+        (inp.article_features.collect(), "article_id", "a_"),
+    ]:
+        want = joined(table, on, prefix)
+        got = full.select(want.columns)
+        assert got.equals(want.cast(dict(got.schema)))
+
+    bought = (
+        inp.history.filter(pl.col("t_dat") < inp.cutoff)
+        .group_by(keys)
+        .agg(pl.len().alias("n"))
+        .collect()
+    )
+    counts = full.select(*keys, "ca_article_count").join(bought, on=keys, how="left")
+    assert counts["n"].is_not_null().any()
+    assert counts["ca_article_count"].equals(counts["n"].cast(pl.Int32), check_names=False)
+
+    twice = replace(inp, article_features=pl.concat([inp.article_features.collect()] * 2).lazy())
+    with pytest.raises(ValueError, match="article_features: article_id .* more than once"):
+        build_features(union, twice, chunk=53)
 
 
 def test_similarity_features_match_a_row_by_row_reference() -> None:

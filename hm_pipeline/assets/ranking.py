@@ -12,7 +12,7 @@ from hm_pipeline.candidates import REGISTRY
 from hm_pipeline.lake import Chunked
 from hm_pipeline.partitions import CALENDAR, weekly_partitions
 from hm_pipeline.ranking import training
-from hm_pipeline.ranking.features import FeatureInputs, build_features
+from hm_pipeline.ranking.features import FeatureInputs, feature_chunks
 from hm_pipeline.ranking.shards import N_SHARDS, restore_scorers, score_shard, shard_keys
 from hm_pipeline.ranking.union import union_in_chunks
 from hm_pipeline.recommend import scoring_rankers
@@ -113,13 +113,14 @@ def ranker_features(
     articles: pl.DataFrame,
     customers: pl.DataFrame,
     **embeddings: pl.LazyFrame,
-) -> pl.DataFrame:
+) -> Chunked:
     """The feature table of W's union (one definition for both rankers), from the history
-    before W only. Empty for the prediction week, whose (every customer's) features the rankers
+    before W only, written chunk by chunk of customers as it is built (the whole table is never
+    in memory). Empty for the prediction week, whose (every customer's) features the rankers
     build chunk by chunk while scoring."""
     if not CALENDAR.has_labels(parse_week(context.partition_key)):
         context.add_output_metadata({"note": "prediction week: built by the rankers in chunks"})
-        return pl.DataFrame()
+        return Chunked([], schema={})
     inp = _inputs(
         context.partition_key,
         transactions,
@@ -129,9 +130,14 @@ def ranker_features(
         article_features,
         embeddings,
     )
-    table = build_features(ranker_candidates, inp)
-    context.add_output_metadata({"columns": len(table.columns)})
-    return table
+    seen = {"columns": 0}
+
+    def chunks():
+        for frame in feature_chunks(ranker_candidates, inp):
+            seen["columns"] = frame.width
+            yield frame
+
+    return Chunked(chunks(), schema={}, metadata=lambda: dict(seen))
 
 
 class RankerConfig(dg.Config):

@@ -69,18 +69,44 @@ class FeatureInputs:
     embeddings: dict[str, pl.DataFrame]
 
 
-def _pair_features(hist: pl.LazyFrame, articles: pl.DataFrame, cutoff: date, union: pl.LazyFrame):
+class _Keyed:
+    """A table whose `key` is unique, sorted by it once, so that a chunk's rows are looked up
+    by position: a left join that keeps the left rows' order without gathering them again."""
+
+    def __init__(self, table: pl.DataFrame, key: str, what: str):
+        if table[key].null_count():
+            raise ValueError(f"{what}: {table[key].null_count()} rows have no {key}")
+        self.table = table.sort(key)
+        self.keys = self.table[key].to_numpy()
+        dup = np.flatnonzero(self.keys[1:] == self.keys[:-1])
+        if len(dup):
+            raise ValueError(f"{what}: {key} {self.keys[dup[0]]} appears more than once")
+        self.rest = self.table.drop(key)
+
+    def rows_for(self, values: np.ndarray | tuple[np.ndarray, np.ndarray]) -> pl.DataFrame:
+        """The other columns for each of `values`, in their order; nulls where it is absent.
+        `values` may come as (distinct, inverse) (`_distinct`), to look each value up once."""
+        distinct, inverse = values if isinstance(values, tuple) else (values, None)
+        pos, found = positions(self.keys, distinct)
+        if inverse is not None:
+            pos, found = pos[inverse], found[inverse]
+        index = pl.Series(pos, dtype=pl.Int64)
+        if not found.all():
+            index = index.scatter(np.flatnonzero(~found), None)
+        return self.rest.select(pl.all().gather(index))
+
+
+def _pair_features(
+    hist: pl.LazyFrame, levels: _Keyed, cutoff: date, keys: pl.DataFrame, key_levels: pl.DataFrame
+) -> pl.DataFrame:
     """Customer x article purchase counts and recency at three levels (article, product code,
-    product type), only for the union's pairs."""
+    product type), one row per row of `keys` (customer_id, article_id), in its order.
+    `levels`: each article's product_code and product_type_no; `key_levels`: those of `keys`."""
     days = (pl.lit(cutoff) - pl.col("t_dat").max()).dt.total_days()
-    keyed = hist.join(
-        articles.lazy().select("article_id", "product_code", "product_type_no"), on="article_id"
-    )
-    out = union.select(KEYS).join(
-        articles.lazy().select("article_id", "product_code", "product_type_no"),
-        on="article_id",
-        how="left",
-    )
+    # joined in any order, then put back in the rows' order: polars' maintain_order="left"
+    # took twice as long for a chunk of the full-scale world (2.1 s against 1.2 s, polars 2.1)
+    out = pl.concat([keys, key_levels], how="horizontal").lazy().with_row_index("_row")
+    keyed = hist.join(levels.table.lazy(), on="article_id")
     for level, name in [
         ("article_id", "article"),
         ("product_code", "code"),
@@ -91,7 +117,23 @@ def _pair_features(hist: pl.LazyFrame, articles: pl.DataFrame, cutoff: date, uni
             days.cast(pl.Int32).alias(f"ca_{name}_days_since"),
         )
         out = out.join(agg, on=["customer_id", level], how="left")
-    return out.drop("product_code", "product_type_no")
+    return out.sort("_row").drop("_row", *KEYS, "product_code", "product_type_no").collect()
+
+
+def _distinct(values: np.ndarray, is_sorted: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(distinct values, position of each value among them); runs of equal values when sorted."""
+    if not is_sorted:
+        return np.unique(values, return_inverse=True)
+    new = np.empty(len(values), bool)
+    new[:1] = True
+    np.not_equal(values[1:], values[:-1], out=new[1:])
+    return values[new], np.cumsum(new) - 1
+
+
+def _sorted_by_keys(frame: pl.DataFrame) -> bool:
+    c, a = frame["customer_id"].to_numpy(), frame["article_id"].to_numpy()
+    dc, da = np.diff(c), np.diff(a)
+    return bool(np.all((dc > 0) | ((dc == 0) & (da > 0))))
 
 
 def _customer_extra(hist: pl.LazyFrame, cutoff: date) -> pl.LazyFrame:
@@ -176,37 +218,45 @@ def feature_chunks(union: pl.LazyFrame, inp: FeatureInputs, chunk: int = 20_000)
     afeat = inp.article_features.rename(
         {c: f"a_{c}" for c in inp.article_features.collect_schema().names() if c != "article_id"}
     )
-    cextra = _customer_extra(hist, cutoff).collect()
-    aextra = _article_extra(hist, cutoff).collect()
+    # the left joins of each chunk, in this order of columns; each table looked up by position
+    lookups = [
+        ("customer_id", _Keyed(cfeat.collect(), "customer_id", "customer_features")),
+        ("article_id", _Keyed(afeat.collect(), "article_id", "article_features")),
+        ("customer_id", _Keyed(_customer_extra(hist, cutoff).collect(), "customer_id", "history")),
+        ("article_id", _Keyed(_article_extra(hist, cutoff).collect(), "article_id", "history")),
+        ("customer_id", _Keyed(cust_static, "customer_id", "customers")),
+        ("article_id", _Keyed(art_static, "article_id", "articles")),
+    ]
+    levels = _Keyed(
+        arts.select("article_id", "product_code", "product_type_no"), "article_id", "articles"
+    )
     recent = recent_purchases(hist, cutoff, 90, 20, 14.0).collect()
     customers = union.select("customer_id").unique().sort("customer_id").collect()["customer_id"]
     for s in range(0, len(customers), chunk):
         ids = customers[s : s + chunk]
-        u = union.filter(pl.col("customer_id").is_in(ids.implode()))
-        frame = (
-            u.join(
-                _pair_features(
-                    hist.filter(pl.col("customer_id").is_in(ids.implode())), arts, cutoff, u
-                ),
-                on=KEYS,
-                how="left",
-            )
-            .join(cfeat, on="customer_id", how="left")
-            .join(afeat, on="article_id", how="left")
-            .join(cextra.lazy(), on="customer_id", how="left")
-            .join(aextra.lazy(), on="article_id", how="left")
-            .join(cust_static.lazy(), on="customer_id", how="left")
-            .join(art_static.lazy(), on="article_id", how="left")
-            .with_columns(
-                (pl.col("c_age") - pl.col("a_median_age_buyers_3m")).alias("x_age_diff"),
-                (pl.col("a_latest_price_3m") / pl.col("c_mean_price_1y")).alias("x_price_ratio"),
-                (
-                    pl.col("c_online_share_1y") * pl.col("a_online_share_3m")
-                    + (1 - pl.col("c_online_share_1y")) * (1 - pl.col("a_online_share_3m"))
-                ).alias("x_channel_match"),
-            )
-            .sort(KEYS)
-            .collect()
+        u = union.filter(pl.col("customer_id").is_in(ids.implode())).collect()
+        if not _sorted_by_keys(u):
+            u = u.sort(KEYS)
+        keys = {
+            "customer_id": _distinct(u["customer_id"].to_numpy(), is_sorted=True),
+            "article_id": _distinct(u["article_id"].to_numpy()),
+        }
+        pairs = _pair_features(
+            hist.filter(pl.col("customer_id").is_in(ids.implode())),
+            levels,
+            cutoff,
+            u.select(KEYS),
+            levels.rows_for(keys["article_id"]),
+        )
+        frame = pl.concat(
+            [u, pairs, *(table.rows_for(keys[key]) for key, table in lookups)], how="horizontal"
+        ).with_columns(
+            (pl.col("c_age") - pl.col("a_median_age_buyers_3m")).alias("x_age_diff"),
+            (pl.col("a_latest_price_3m") / pl.col("c_mean_price_1y")).alias("x_price_ratio"),
+            (
+                pl.col("c_online_share_1y") * pl.col("a_online_share_3m")
+                + (1 - pl.col("c_online_share_1y")) * (1 - pl.col("a_online_share_3m"))
+            ).alias("x_channel_match"),
         )
         sims = _similarities(frame, recent, inp.embeddings)
         yield frame.with_columns([pl.Series(k, v) for k, v in sims.items()]).with_columns(
