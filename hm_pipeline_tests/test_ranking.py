@@ -20,6 +20,7 @@ from hm_pipeline.ranking.features import (
     _similarities,
     build_features,
     feature_columns,
+    sorted_by_keys,
 )
 from hm_pipeline.ranking.union import candidate_union, source_names, union_recall
 from hm_pipeline_tests.conftest import embeddings_for
@@ -56,6 +57,18 @@ def test_training_sample_keeps_positives_and_caps_negatives() -> None:
     assert out["label"].sum() == 2 and out.height == 12
     again = training.sample_training(training.label(feats, labels), max_negatives=10, seed=3)
     assert out.equals(again)
+
+
+def test_sorted_by_keys_sorts_only_what_is_out_of_order() -> None:
+    ordered = pl.DataFrame(
+        {"customer_id": [1, 1, 2, 5], "article_id": [3, 9, 1, 1], "f": [0, 1, 2, 3]}
+    )
+    assert sorted_by_keys(ordered) is ordered
+    for rows in ([1, 0, 2, 3], [0, 1, 3, 2], [3, 2, 1, 0]):
+        shuffled = ordered[rows]
+        assert sorted_by_keys(shuffled).equals(ordered)
+    twice = pl.concat([ordered, ordered[1:2]])  # a repeated pair is not "in order"
+    assert sorted_by_keys(twice).equals(twice.sort("customer_id", "article_id"))
 
 
 def test_training_rows_read_lazily_equal_the_eager_sample(tmp_path) -> None:

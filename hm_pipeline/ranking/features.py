@@ -130,10 +130,15 @@ def _distinct(values: np.ndarray, is_sorted: bool = False) -> tuple[np.ndarray, 
     return values[new], np.cumsum(new) - 1
 
 
-def _sorted_by_keys(frame: pl.DataFrame) -> bool:
+def sorted_by_keys(frame: pl.DataFrame) -> pl.DataFrame:
+    """`frame` sorted by (customer_id, article_id): as it is when its rows are already in that
+    order (the lake's feature tables and unions are written so), else sorted. A sort gathers
+    every column again: seconds for a chunk of a feature table."""
     c, a = frame["customer_id"].to_numpy(), frame["article_id"].to_numpy()
     dc, da = np.diff(c), np.diff(a)
-    return bool(np.all((dc > 0) | ((dc == 0) & (da > 0))))
+    if np.all((dc > 0) | ((dc == 0) & (da > 0))):
+        return frame
+    return frame.sort(KEYS)
 
 
 def _customer_extra(hist: pl.LazyFrame, cutoff: date) -> pl.LazyFrame:
@@ -234,9 +239,7 @@ def feature_chunks(union: pl.LazyFrame, inp: FeatureInputs, chunk: int = 20_000)
     customers = union.select("customer_id").unique().sort("customer_id").collect()["customer_id"]
     for s in range(0, len(customers), chunk):
         ids = customers[s : s + chunk]
-        u = union.filter(pl.col("customer_id").is_in(ids.implode())).collect()
-        if not _sorted_by_keys(u):
-            u = u.sort(KEYS)
+        u = sorted_by_keys(union.filter(pl.col("customer_id").is_in(ids.implode())).collect())
         keys = {
             "customer_id": _distinct(u["customer_id"].to_numpy(), is_sorted=True),
             "article_id": _distinct(u["article_id"].to_numpy()),

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from hm_pipeline.ranking.features import KEYS
+from hm_pipeline.ranking.features import KEYS, sorted_by_keys
 
 
 def label(features: pl.DataFrame | pl.LazyFrame, labels: pl.DataFrame):
@@ -77,7 +77,7 @@ def customer_chunks(features: pl.LazyFrame, size: int):
         frame = features.filter(pl.col("customer_id").is_between(part[0], part[-1])).collect(
             engine="streaming"
         )
-        yield frame.sort(KEYS)
+        yield sorted_by_keys(frame)
 
 
 def group_sizes(frame: pl.DataFrame) -> np.ndarray:
