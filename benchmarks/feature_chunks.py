@@ -23,17 +23,15 @@ from pathlib import Path
 import polars as pl
 from comparison import write_comparison
 
-from hm_pipeline.candidates.similarity import recent_purchases
 from hm_pipeline.ranking.features import (
-    ARTICLE_CATEGORICALS,
-    CUSTOMER_CATEGORICALS,
+    CROSS_FEATURES,
     KEYS,
     FeatureInputs,
     _article_extra,
-    _codes,
     _customer_extra,
-    _similarities,
     feature_chunks,
+    week_tables,
+    with_similarities,
 )
 
 
@@ -63,26 +61,10 @@ def _pair_features_before(hist, articles: pl.DataFrame, cutoff: date, union: pl.
 def feature_chunks_before(union: pl.LazyFrame, inp: FeatureInputs, chunk: int = 20_000):
     """The chunks as they were built before: one lazy query of joins and a sort per chunk."""
     cutoff = inp.cutoff
-    hist = inp.history.filter(pl.col("t_dat") < cutoff)
-    arts = inp.articles
-    art_static = arts.select("article_id", *_codes(arts, ARTICLE_CATEGORICALS))
-    cust = inp.customers.with_columns(
-        (pl.col("age").clip(15, 99) // 5).cast(pl.Int32).alias("age_bin")
-    )
-    cust_static = cust.select(
-        "customer_id",
-        pl.col("age").cast(pl.Float32).alias("c_age"),
-        *_codes(cust, CUSTOMER_CATEGORICALS),
-    )
-    cfeat = inp.customer_features.rename(
-        {c: f"c_{c}" for c in inp.customer_features.collect_schema().names() if c != "customer_id"}
-    )
-    afeat = inp.article_features.rename(
-        {c: f"a_{c}" for c in inp.article_features.collect_schema().names() if c != "article_id"}
-    )
+    hist, art_static, cust_static, cfeat, afeat, recent = week_tables(inp)
     cextra = _customer_extra(hist, cutoff).collect()
     aextra = _article_extra(hist, cutoff).collect()
-    recent = recent_purchases(hist, cutoff, 90, 20, 14.0).collect()
+    recent = recent.collect()
     customers = union.select("customer_id").unique().sort("customer_id").collect()["customer_id"]
     for s in range(0, len(customers), chunk):
         ids = customers[s : s + chunk]
@@ -90,7 +72,10 @@ def feature_chunks_before(union: pl.LazyFrame, inp: FeatureInputs, chunk: int = 
         frame = (
             u.join(
                 _pair_features_before(
-                    hist.filter(pl.col("customer_id").is_in(ids.implode())), arts, cutoff, u
+                    hist.filter(pl.col("customer_id").is_in(ids.implode())),
+                    inp.articles,
+                    cutoff,
+                    u,
                 ),
                 on=KEYS,
                 how="left",
@@ -101,21 +86,11 @@ def feature_chunks_before(union: pl.LazyFrame, inp: FeatureInputs, chunk: int = 
             .join(aextra.lazy(), on="article_id", how="left")
             .join(cust_static.lazy(), on="customer_id", how="left")
             .join(art_static.lazy(), on="article_id", how="left")
-            .with_columns(
-                (pl.col("c_age") - pl.col("a_median_age_buyers_3m")).alias("x_age_diff"),
-                (pl.col("a_latest_price_3m") / pl.col("c_mean_price_1y")).alias("x_price_ratio"),
-                (
-                    pl.col("c_online_share_1y") * pl.col("a_online_share_3m")
-                    + (1 - pl.col("c_online_share_1y")) * (1 - pl.col("a_online_share_3m"))
-                ).alias("x_channel_match"),
-            )
+            .with_columns(CROSS_FEATURES)
             .sort(KEYS)
             .collect()
         )
-        sims = _similarities(frame, recent, inp.embeddings)
-        yield frame.with_columns([pl.Series(k, v) for k, v in sims.items()]).with_columns(
-            pl.col(pl.Float64).cast(pl.Float32), pl.col(pl.UInt32).cast(pl.Int32)
-        )
+        yield with_similarities(frame, recent, inp.embeddings)
 
 
 def lake_inputs(lake: Path, week: str) -> FeatureInputs:

@@ -20,6 +20,7 @@ from hm_pipeline.ranking.features import (
     _similarities,
     build_features,
     feature_columns,
+    feature_table,
     sorted_by_keys,
 )
 from hm_pipeline.ranking.union import candidate_union, source_names, union_recall
@@ -202,6 +203,16 @@ def test_feature_rows_carry_their_own_customers_and_articles_values(week_feature
     twice = replace(inp, article_features=pl.concat([inp.article_features.collect()] * 2).lazy())
     with pytest.raises(ValueError, match="article_features: article_id .* more than once"):
         build_features(union, twice, chunk=53)
+
+
+def test_feature_table_for_the_lake_is_the_chunks_and_counts_their_columns(week_features) -> None:
+    """ranker_features' table: built only as the IO manager reads its chunks, the same rows as
+    the whole table, and its metadata (asked after the last chunk) the number of columns."""
+    full, _, union, inp = week_features
+    table = feature_table(union, inp, chunk=53)
+    assert table.metadata() == {"columns": 0}
+    assert pl.concat(list(table.chunks)).equals(full)
+    assert table.metadata() == {"columns": full.width}
 
 
 def test_similarity_features_match_a_row_by_row_reference() -> None:

@@ -12,7 +12,7 @@ from hm_pipeline.candidates import REGISTRY
 from hm_pipeline.lake import Chunked
 from hm_pipeline.partitions import CALENDAR, weekly_partitions
 from hm_pipeline.ranking import training
-from hm_pipeline.ranking.features import FeatureInputs, feature_chunks
+from hm_pipeline.ranking.features import FeatureInputs, feature_table
 from hm_pipeline.ranking.shards import N_SHARDS, restore_scorers, score_shard, shard_keys
 from hm_pipeline.ranking.union import union_in_chunks
 from hm_pipeline.recommend import scoring_rankers
@@ -130,14 +130,7 @@ def ranker_features(
         article_features,
         embeddings,
     )
-    seen = {"columns": 0}
-
-    def chunks():
-        for frame in feature_chunks(ranker_candidates, inp):
-            seen["columns"] = frame.width
-            yield frame
-
-    return Chunked(chunks(), schema={}, metadata=lambda: dict(seen))
+    return feature_table(ranker_candidates, inp)
 
 
 class RankerConfig(dg.Config):

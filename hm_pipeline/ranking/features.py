@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import NamedTuple
 
 import numpy as np
 import polars as pl
@@ -20,6 +21,7 @@ from scipy import sparse
 from hm_pipeline.arrays import positions
 from hm_pipeline.candidates.similarity import recent_purchases
 from hm_pipeline.embeddings.common import matrix
+from hm_pipeline.lake import Chunked
 
 KEYS = ["customer_id", "article_id"]
 ARTICLE_CATEGORICALS = [
@@ -103,8 +105,8 @@ def _pair_features(
     product type), one row per row of `keys` (customer_id, article_id), in its order.
     `levels`: each article's product_code and product_type_no; `key_levels`: those of `keys`."""
     days = (pl.lit(cutoff) - pl.col("t_dat").max()).dt.total_days()
-    # joined in any order, then put back in the rows' order: polars' maintain_order="left"
-    # took twice as long for a chunk of the full-scale world (2.1 s against 1.2 s, polars 2.1)
+    # joined in any order, then put back in the rows' order (polars' maintain_order="left"
+    # was the slower of the two on a full-scale chunk, in a one-off timing)
     out = pl.concat([keys, key_levels], how="horizontal").lazy().with_row_index("_row")
     keyed = hist.join(levels.table.lazy(), on="article_id")
     for level, name in [
@@ -202,27 +204,71 @@ def _similarities(
     return out
 
 
+class WeekTables(NamedTuple):
+    """What every chunk of a week's features is built from: the history before the week, the
+    article and customer codes, the windowed customer / article features with their prefixes,
+    and the customers' recent purchases."""
+
+    hist: pl.LazyFrame
+    art_static: pl.DataFrame
+    cust_static: pl.DataFrame
+    cfeat: pl.LazyFrame
+    afeat: pl.LazyFrame
+    recent: pl.LazyFrame  # each customer's recent purchases, for the similarity columns
+
+
+def _prefixed(table: pl.LazyFrame, key: str, prefix: str) -> pl.LazyFrame:
+    """Every column but `key` renamed with `prefix`."""
+    return table.rename({c: f"{prefix}{c}" for c in table.collect_schema().names() if c != key})
+
+
+def week_tables(inp: FeatureInputs) -> WeekTables:
+    """The tables `feature_chunks` joins onto each chunk, built once per week."""
+    arts = inp.articles
+    cust = inp.customers.with_columns(
+        (pl.col("age").clip(15, 99) // 5).cast(pl.Int32).alias("age_bin")
+    )
+    hist = inp.history.filter(pl.col("t_dat") < inp.cutoff)
+    return WeekTables(
+        hist=hist,
+        art_static=arts.select("article_id", *_codes(arts, ARTICLE_CATEGORICALS)),
+        cust_static=cust.select(
+            "customer_id",
+            pl.col("age").cast(pl.Float32).alias("c_age"),
+            *_codes(cust, CUSTOMER_CATEGORICALS),
+        ),
+        cfeat=_prefixed(inp.customer_features, "customer_id", "c_"),
+        afeat=_prefixed(inp.article_features, "article_id", "a_"),
+        recent=recent_purchases(hist, inp.cutoff, 90, 20, 14.0),
+    )
+
+
+# customer x article columns from the joined customer- and article-level ones
+CROSS_FEATURES = [
+    (pl.col("c_age") - pl.col("a_median_age_buyers_3m")).alias("x_age_diff"),
+    (pl.col("a_latest_price_3m") / pl.col("c_mean_price_1y")).alias("x_price_ratio"),
+    (
+        pl.col("c_online_share_1y") * pl.col("a_online_share_3m")
+        + (1 - pl.col("c_online_share_1y")) * (1 - pl.col("a_online_share_3m"))
+    ).alias("x_channel_match"),
+]
+
+
+def with_similarities(
+    frame: pl.DataFrame, recent: pl.DataFrame, embeddings: dict[str, pl.DataFrame]
+) -> pl.DataFrame:
+    """A chunk with its similarity columns added, in the table's types (float32, int32)."""
+    sims = _similarities(frame, recent, embeddings)
+    return frame.with_columns([pl.Series(k, v) for k, v in sims.items()]).with_columns(
+        pl.col(pl.Float64).cast(pl.Float32), pl.col(pl.UInt32).cast(pl.Int32)
+    )
+
+
 def feature_chunks(union: pl.LazyFrame, inp: FeatureInputs, chunk: int = 20_000):
     """The feature table for `union`, one frame per chunk of `chunk` customers (what the
     prediction week scores without ever holding every customer's rows)."""
     cutoff = inp.cutoff
-    hist = inp.history.filter(pl.col("t_dat") < cutoff)
-    arts = inp.articles
-    art_static = arts.select("article_id", *_codes(arts, ARTICLE_CATEGORICALS))
-    cust = inp.customers.with_columns(
-        (pl.col("age").clip(15, 99) // 5).cast(pl.Int32).alias("age_bin")
-    )
-    cust_static = cust.select(
-        "customer_id",
-        pl.col("age").cast(pl.Float32).alias("c_age"),
-        *_codes(cust, CUSTOMER_CATEGORICALS),
-    )
-    cfeat = inp.customer_features.rename(
-        {c: f"c_{c}" for c in inp.customer_features.collect_schema().names() if c != "customer_id"}
-    )
-    afeat = inp.article_features.rename(
-        {c: f"a_{c}" for c in inp.article_features.collect_schema().names() if c != "article_id"}
-    )
+    hist, art_static, cust_static, cfeat, afeat, recent = week_tables(inp)
     # the left joins of each chunk, in this order of columns; each table looked up by position
     lookups = [
         ("customer_id", _Keyed(cfeat.collect(), "customer_id", "customer_features")),
@@ -233,9 +279,11 @@ def feature_chunks(union: pl.LazyFrame, inp: FeatureInputs, chunk: int = 20_000)
         ("article_id", _Keyed(art_static, "article_id", "articles")),
     ]
     levels = _Keyed(
-        arts.select("article_id", "product_code", "product_type_no"), "article_id", "articles"
+        inp.articles.select("article_id", "product_code", "product_type_no"),
+        "article_id",
+        "articles",
     )
-    recent = recent_purchases(hist, cutoff, 90, 20, 14.0).collect()
+    recent = recent.collect()
     customers = union.select("customer_id").unique().sort("customer_id").collect()["customer_id"]
     for s in range(0, len(customers), chunk):
         ids = customers[s : s + chunk]
@@ -253,18 +301,21 @@ def feature_chunks(union: pl.LazyFrame, inp: FeatureInputs, chunk: int = 20_000)
         )
         frame = pl.concat(
             [u, pairs, *(table.rows_for(keys[key]) for key, table in lookups)], how="horizontal"
-        ).with_columns(
-            (pl.col("c_age") - pl.col("a_median_age_buyers_3m")).alias("x_age_diff"),
-            (pl.col("a_latest_price_3m") / pl.col("c_mean_price_1y")).alias("x_price_ratio"),
-            (
-                pl.col("c_online_share_1y") * pl.col("a_online_share_3m")
-                + (1 - pl.col("c_online_share_1y")) * (1 - pl.col("a_online_share_3m"))
-            ).alias("x_channel_match"),
-        )
-        sims = _similarities(frame, recent, inp.embeddings)
-        yield frame.with_columns([pl.Series(k, v) for k, v in sims.items()]).with_columns(
-            pl.col(pl.Float64).cast(pl.Float32), pl.col(pl.UInt32).cast(pl.Int32)
-        )
+        ).with_columns(CROSS_FEATURES)
+        yield with_similarities(frame, recent, inp.embeddings)
+
+
+def feature_table(union: pl.LazyFrame, inp: FeatureInputs, chunk: int = 20_000) -> Chunked:
+    """`feature_chunks` as a table for the lake, written chunk by chunk as it is built; its
+    metadata (read after the last chunk) gives the number of columns."""
+    seen = {"columns": 0}
+
+    def chunks():
+        for frame in feature_chunks(union, inp, chunk):
+            seen["columns"] = frame.width
+            yield frame
+
+    return Chunked(chunks(), schema={}, metadata=lambda: dict(seen))
 
 
 def build_features(union: pl.LazyFrame, inp: FeatureInputs, chunk: int = 20_000) -> pl.DataFrame:
