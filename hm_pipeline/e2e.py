@@ -88,6 +88,82 @@ def training_weeks(week: str) -> list[str]:
     return [str(w - timedelta(days=7 * i)) for i in (2, 1)]
 
 
+def step_graph(steps: list[tuple[str, list[str] | None, str | None]]):
+    """For each planned step (as `plan` lists them, synthesis first), the earlier steps it waits
+    for and its concurrency pool. A step waits for every earlier step of an op that writes one
+    of its assets' inputs, in any partition (a superset of what its partition mapping reads),
+    and for the earlier partitions of its own op (a learned source serves later weeks with the
+    model its first week trained, through the model store, which the asset graph does not
+    show); every step waits for synthesis."""
+    from hm_pipeline.definitions import build_defs
+
+    graph = build_defs().resolve_asset_graph()
+    op_of, pool_of, inputs = {}, {}, {}
+    for node in graph.asset_nodes:
+        if node.is_materializable:
+            op = node.assets_def.node_def
+            op_of[node.key.to_user_string()] = op.name
+            pool_of[op.name] = op.pool
+            inputs.setdefault(op.name, set()).update(p.to_user_string() for p in node.parent_keys)
+    upstream = {op: {op_of[k] for k in keys if k in op_of} for op, keys in inputs.items()}
+    out = []
+    for i, (name, _, _) in enumerate(steps):
+        wanted = upstream.get(name, set()) | {name}
+        after = {j for j in range(i) if steps[j][0] in wanted or steps[j][1] is None}
+        out.append((frozenset(after), pool_of.get(name)))
+    return out
+
+
+def pool_limit(config: Path | None = None) -> int:
+    """How many steps of one pool run at a time: `concurrency: pools: default_limit` of the
+    instance's dagster.yaml (1 when it says nothing)."""
+    import yaml
+
+    from hm_pipeline.instance import REPO_ROOT
+
+    text = (config or REPO_ROOT / "dagster.yaml").read_text()
+    pools = ((yaml.safe_load(text) or {}).get("concurrency") or {}).get("pools") or {}
+    return int(pools.get("default_limit") or 1)
+
+
+class RssSampler:
+    """The resident memory of the running steps' processes (and their children) summed, sampled
+    every `every` seconds in a thread; `peak_gb` is the largest sum seen. Pages two processes
+    share count twice, and a peak shorter than the interval can be missed."""
+
+    def __init__(self, every: float = 0.5):
+        import threading
+
+        self.pids: set[int] = set()
+        self.peak_gb = 0.0
+        self._every = every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _loop(self) -> None:
+        import psutil
+
+        while not self._stop.wait(self._every):
+            total = 0
+            for pid in list(self.pids):
+                try:
+                    proc = psutil.Process(pid)
+                    total += sum(
+                        p.memory_info().rss for p in [proc, *proc.children(recursive=True)]
+                    )
+                except psutil.Error:  # ended between the listing and the reading
+                    continue
+            self.peak_gb = max(self.peak_gb, total / 2**30)
+
+
 def run(
     scale: str,
     seed: int,
@@ -96,58 +172,143 @@ def run(
     out: Path,
     resume: bool = False,
     retrain_every: int = 1,
+    concurrency: int = 2,
 ) -> list[dict]:
-    """Run every step in a child process; write the figures after each one. With `resume`,
-    the steps an earlier run finished (its rows in `out`) are kept and not run again.
-    `retrain_every` > 1 trains the learned sources every that many weeks from the first
-    training week (4: once per run, for the first training week, serving the other three)."""
+    """Run every step in a child process, as the multiprocess executor runs a job's steps: at
+    most `concurrency` at a time, each starting when the steps it reads from have finished, at
+    most `pool_limit()` steps of one pool (the torch steps; the candidate sources) at a time;
+    write the figures after each step. With `resume`, the steps an earlier run finished (its
+    rows in `out`) are kept and not run again. `retrain_every` > 1 trains the learned sources
+    every that many weeks from the first training week (4: once per run, for the first training
+    week, serving the other three)."""
     cli = [sys.executable, "-m", "hm_pipeline.cli"]
     started = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     rows: list[dict] = finished_rows(out) if resume else []
     done = {(r["step"], r["partition"]) for r in rows}
-    t_start = time.monotonic() - sum(r["wall_s"] for r in rows)
+    before = earlier_wall_s(rows)
     env = os.environ | {
         "HM_DATA_DIR": str(workdir),
         "HM_RETRAIN_EVERY_WEEKS": str(retrain_every),
         "HM_RETRAIN_FROM": training_weeks(week)[0],
     }
-    settings = {"retrain_every_weeks": retrain_every, "retrain_from": training_weeks(week)[0]}
+    limit = pool_limit()
+    settings = {
+        "retrain_every_weeks": retrain_every,
+        "retrain_from": training_weeks(week)[0],
+        "concurrency": concurrency,
+        "pool_limit": limit,
+    }
     synth = [*cli, "synth", "--scale", scale, "--seed", str(seed), "--out", str(workdir / "raw"),
              "--force"]  # fmt: skip
-    for name, keys, partition in [("synth", None, None), *plan(week)]:
-        if (name, partition or "") in done:
-            continue
+    steps = [("synth", None, None), *plan(week)]
+    graph = step_graph(steps)
+    finished = {i for i, (n, _, p) in enumerate(steps) if (n, p or "") in done}
+    todo = [i for i in range(len(steps)) if i not in finished]
+    running: dict[int, tuple[int, float, subprocess.Popen]] = {}  # pid -> step, start, process
+    failed: list[str] = []
+    t_run = time.monotonic()
+
+    def startable(i: int) -> bool:
+        after, pool = graph[i]
+        busy = sum(1 for j, _, _ in running.values() if pool and graph[j][1] == pool)
+        return after <= finished and busy < limit
+
+    def start(i: int) -> None:
+        name, keys, partition = steps[i]
         if keys is None:
             cmd = synth
         else:
             part = ["--partition", partition] if partition else []
             cmd = [*cli, "materialize", "--data", str(workdir), *part, "--select", ",".join(keys)]
         print(f"[e2e] {name} {partition or ''}", flush=True)
-        t0 = time.monotonic()
         proc = subprocess.Popen(cmd, env=env)
-        _, status, usage = os.wait4(proc.pid, 0)
-        code = os.waitstatus_to_exitcode(status)
-        rows.append(
-            {
-                "run": started,
-                "settings": settings,
-                "step": name,
-                "assets": ",".join(keys or ["(raw CSV files)"]),
-                "partition": partition or "",
-                "wall_s": round(time.monotonic() - t0, 1),
-                "peak_rss_gb": round(usage.ru_maxrss / 2**20, 2),
-                "ok": code == 0,
-            }
-        )
-        _write(rows, out, scale, seed, week, time.monotonic() - t_start)
-        if code != 0:
-            raise SystemExit(f"[e2e] {name} {partition or ''} failed with exit code {code}")
+        running[proc.pid] = (i, time.monotonic(), proc)
+        sampler.pids.add(proc.pid)
+
+    with RssSampler() as sampler:
+        try:
+            while todo or running:
+                while not failed and len(running) < concurrency:
+                    ready = next((i for i in todo if startable(i)), None)
+                    if ready is None:
+                        break
+                    todo.remove(ready)
+                    start(ready)
+                if not running:
+                    break  # a failure stopped the launches (or nothing left can start)
+                pid, status, usage = os.wait4(-1, 0)
+                if pid not in running:
+                    continue
+                i, t0, proc = running.pop(pid)
+                sampler.pids.discard(pid)
+                code = os.waitstatus_to_exitcode(status)
+                proc.returncode = code  # reaped here, not by the Popen object
+                name, keys, partition = steps[i]
+                t1 = time.monotonic()
+                rows.append(
+                    {
+                        "run": started,
+                        "settings": settings,
+                        "step": name,
+                        "assets": ",".join(keys or ["(raw CSV files)"]),
+                        "partition": partition or "",
+                        "wall_s": round(t1 - t0, 1),
+                        "start_s": round(t0 - t_run, 3),
+                        "end_s": round(t1 - t_run, 3),
+                        "cpu_s": round(usage.ru_utime + usage.ru_stime, 1),
+                        "peak_rss_gb": round(usage.ru_maxrss / 2**20, 2),
+                        "ok": code == 0,
+                    }
+                )
+                if code == 0:
+                    finished.add(i)
+                else:
+                    failed.append(f"{name} {partition or ''} failed with exit code {code}")
+                _write(rows, out, scale, seed, week, before + t1 - t_run, sampler.peak_gb)
+        finally:
+            for _, _, proc in running.values():
+                proc.kill()
+    if failed or todo:
+        raise SystemExit("[e2e] " + ("; ".join(failed) or f"{len(todo)} steps could not start"))
     return rows
 
 
-def _write(rows, out: Path, scale, seed, week, total) -> None:
+def earlier_wall_s(rows: list[dict]) -> float:
+    """The end-to-end seconds of the steps an earlier run finished (kept by --resume): for each
+    run, from its first kept step's start to its last one's end; the steps summed for rows
+    without those times."""
+    spans: dict[str, list[float]] = {}
+    total = 0.0
+    for r in rows:
+        if "start_s" in r:
+            lo, hi = spans.setdefault(r["run"], [r["start_s"], r["end_s"]])
+            spans[r["run"]] = [min(lo, r["start_s"]), max(hi, r["end_s"])]
+        else:
+            total += r["wall_s"]
+    return total + sum(hi - lo for lo, hi in spans.values())
+
+
+def overlap_rss_gb(rows: list[dict]) -> float:
+    """An upper bound of the memory the steps held at once: the largest sum of the peak RSS of
+    the steps that were running at the same moment (steps of one run, by their start and end;
+    rows without them count alone)."""
+    best = max((r["peak_rss_gb"] for r in rows), default=0.0)
+    timed = [r for r in rows if "start_s" in r]
+    for r in timed:
+        at = [
+            o["peak_rss_gb"]
+            for o in timed
+            if o["run"] == r["run"] and o["start_s"] <= r["start_s"] < o["end_s"]
+        ]
+        best = max(best, sum(at))
+    return round(best, 2)
+
+
+def _write(rows, out: Path, scale, seed, week, total, machine_peak_gb: float = 0.0) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     runs = sorted({r["run"] for r in rows})
+    concurrency = max(r.get("settings", {}).get("concurrency", 1) for r in rows)
+    per_pool = max(r.get("settings", {}).get("pool_limit", 1) for r in rows)
     summary = {
         "runs": runs,
         "scale": scale,
@@ -157,7 +318,11 @@ def _write(rows, out: Path, scale, seed, week, total) -> None:
         "machine": machine(),
         "steps_done": len(rows),
         "total_wall_s": round(total, 1),
+        "steps_summed_s": round(sum(r["wall_s"] for r in rows), 1),
+        "concurrency": concurrency,
         "peak_rss_gb": max(r["peak_rss_gb"] for r in rows),
+        "concurrent_peak_rss_gb": round(machine_peak_gb, 2),
+        "concurrent_peak_rss_bound_gb": overlap_rss_gb(rows),
         "target": "<= 60 min end to end, peak RSS <= 16 GB",
         "skipped": SKIPPED,
     }
@@ -168,40 +333,53 @@ def _write(rows, out: Path, scale, seed, week, total) -> None:
         r["wall_s"] for r in rows if r["partition"] == week and r["step"] in ranking_steps
     )
     top = sorted(by_step.items(), key=lambda kv: -kv[1])[:10]
+    cpu = _by(rows, "step", "cpu_s")
+    summed = summary["steps_summed_s"]
     predicted = prediction_minutes(rows)
     lines = [
         f"# End-to-end benchmark ({scale})",
         "",
         f"Written by `hm-pipeline bench e2e --scale {scale} --seed {seed}` (runs started "
-        f"{', '.join(runs)}; {machine()}). One child process per Dagster op, so each row's peak "
-        "RSS is that step's own; the total (the sum of the steps) includes each child's "
-        "start-up (importing Dagster; torch and LightGBM only in the steps that use them). A "
-        "resumed run (`--resume`) keeps the rows of the steps an earlier run finished; the "
-        "`run` column says which run measured each row.",
+        f"{', '.join(runs)}; {machine()}). One child process per Dagster op, at most "
+        f"{concurrency} at a time as the multiprocess executor runs a job's steps (a step starts "
+        "once the steps it reads from have finished; at most "
+        f"{per_pool} of the torch steps and {per_pool} of the candidate sources at a time), so "
+        "each row's peak RSS is that step's own and its wall time includes waiting for the "
+        "core the other step uses; `cpu s` is the step's "
+        "own processor time. Each step includes its child's start-up (importing Dagster; torch "
+        "and LightGBM only in the steps that use them). A resumed run (`--resume`) keeps the "
+        "rows of the steps an earlier run finished; the `run` column says which run measured "
+        "each row.",
         "",
-        f"- steps finished: {len(rows)}; wall time so far: {total / 60:.1f} min; "
-        f"largest peak RSS: {summary['peak_rss_gb']} GB (target: {summary['target']})",
+        f"- steps finished: {len(rows)}; end to end: {total / 60:.1f} min (the steps' wall "
+        f"times summed: {summary['steps_summed_s'] / 60:.1f} min); largest peak RSS of a step: "
+        f"{summary['peak_rss_gb']} GB; of the steps running at once: "
+        f"{summary['concurrent_peak_rss_gb']} GB sampled every 0.5 s, at most "
+        f"{summary['concurrent_peak_rss_bound_gb']} GB (the peaks of overlapping steps summed) "
+        f"(target: {summary['target']})",
         "- not run: " + "; ".join(f"{k} ({v})" for k, v in SKIPPED.items()),
         "",
-        "By partition (minutes, steps summed; catalogue = the unpartitioned steps): "
-        + ", ".join(f"{p} {v / 60:.1f}" for p, v in _by(rows, "partition").items()),
+        "By partition (minutes, the steps' wall times summed; catalogue = the unpartitioned "
+        "steps): " + ", ".join(f"{p} {v / 60:.1f}" for p, v in _by(rows, "partition").items()),
         f"- the validation week's union, feature table and rankers: {ranking / 60:.1f} min",
         f"- the prediction for every customer: {predicted['shards']} shards scored in "
         f"{predicted['scoring']:.1f} min (largest peak RSS {predicted['peak_rss_gb']} GB); with "
         f"the prediction week's union, rankers and the recommendations {predicted['serving']:.1f} "
         f"min; its candidate sources took another {predicted['sources']:.1f} min",
         "",
-        "Where the time goes (steps summed over partitions):",
+        "Where the time goes (steps summed over partitions; share of the steps' summed time):",
         "",
-        "| step | wall s | share |",
-        "|---|---|---|",
-        *[f"| {k} | {v:.0f} | {v / max(total, 1):.0%} |" for k, v in top],
+        "| step | wall s | cpu s | share |",
+        "|---|---|---|---|",
+        *[f"| {k} | {v:.0f} | {cpu.get(k, 0):.0f} | {v / max(summed, 1):.0%} |" for k, v in top],
         "",
-        "| run | retrain every | step | assets | partition | wall s | peak RSS GB | ok |",
-        "|---|---|---|---|---|---|---|---|",
+        "| run | retrain every | step | assets | partition | start min | wall s | cpu s | "
+        "peak RSS GB | ok |",
+        "|---|---|---|---|---|---|---|---|---|---|",
         *[
             f"| {r['run']} | {r.get('settings', {}).get('retrain_every_weeks', 1)} | "
-            f"{r['step']} | {r['assets']} | {r['partition']} | {r['wall_s']} | "
+            f"{r['step']} | {r['assets']} | {r['partition']} | "
+            f"{_minutes(r.get('start_s'))} | {r['wall_s']} | {r.get('cpu_s', '')} | "
             f"{r['peak_rss_gb']} | {'yes' if r['ok'] else 'FAILED'} |"
             for r in rows
         ],
@@ -235,9 +413,14 @@ def prediction_minutes(rows: list[dict]) -> dict:
     }
 
 
-def _by(rows: list[dict], key: str) -> dict[str, float]:
-    """Wall seconds summed by a row field (an empty partition is the catalogue)."""
+def _by(rows: list[dict], key: str, value: str = "wall_s") -> dict[str, float]:
+    """A figure (wall seconds by default) summed by a row field (an empty partition is the
+    catalogue); rows without the figure count 0."""
     out: dict[str, float] = {}
     for r in rows:
-        out[r[key] or "catalogue"] = out.get(r[key] or "catalogue", 0) + r["wall_s"]
+        out[r[key] or "catalogue"] = out.get(r[key] or "catalogue", 0) + r.get(value, 0)
     return out
+
+
+def _minutes(seconds: float | None) -> str:
+    return "" if seconds is None else f"{seconds / 60:.1f}"

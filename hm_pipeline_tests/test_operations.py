@@ -164,3 +164,87 @@ def test_a_resumed_end_to_end_run_keeps_the_finished_steps(tmp_path, monkeypatch
                    "peak_rss_gb": 4.5}  # fmt: skip
     e2e._write(rows, out, "tiny", 1, "2020-09-16", 5.0)
     assert "2 shards scored in 9.0 min (largest peak RSS 4.5 GB)" in out.read_text()
+
+
+def _overlap(a: dict, b: dict) -> bool:
+    return a["start_s"] < b["end_s"] and b["start_s"] < a["end_s"]
+
+
+def test_the_end_to_end_steps_run_two_at_a_time_after_what_they_read(tmp_path, monkeypatch):
+    """The benchmark runs the plan as the multiprocess executor runs a job: two steps at once,
+    one step of a pool at a time, each after the steps that write its inputs (each step here a
+    short sleep in a child process; its real command is recorded)."""
+    from hm_pipeline import e2e
+
+    steps = [("synth", None, None), *e2e.plan("2020-09-16")]
+    graph = e2e.step_graph(steps)
+    index = {(name, p or ""): i for i, (name, _, p) in enumerate(steps)}
+    op_of = {k: name for name, keys, _ in steps for k in keys or []}
+    asset_graph = build_defs().resolve_asset_graph()
+    for i, (name, keys, partition) in enumerate(steps):
+        after, _ = graph[i]
+        assert 0 in after or i == 0  # synthesis first
+        for key in keys or []:
+            for parent in asset_graph.get(dg.AssetKey(key)).parent_keys:
+                op = op_of.get(parent.to_user_string())
+                if op is None:
+                    continue  # not materialized by the benchmark (drops, skipped reports)
+                same = index.get((op, partition or "")) or index.get((op, ""))
+                if same is not None and same != i:
+                    assert same in after, (name, partition, op)
+    # a learned source serves later weeks with the model of its first week
+    assert (
+        index[("candidates_neumf", "2020-09-02")]
+        in graph[index[("candidates_neumf", "2020-09-23")]][0]
+    )
+    assert graph[index[("rankers", "2020-09-16")]][1] == "torch"
+
+    popen = subprocess.Popen
+    commands: list[list[str]] = []
+
+    def sleeper(cmd, env):
+        commands.append(cmd)
+        fail = "2020-09-23" in cmd and "ranker_lightgbm" in cmd[-1] and env.get("E2E_FAIL")
+        return popen(["false"] if fail else ["sleep", "0.05"])
+
+    monkeypatch.setattr(e2e.subprocess, "Popen", sleeper)
+    out = tmp_path / "e2e-tiny.md"
+    rows = e2e.run("tiny", 1, "2020-09-16", tmp_path, out, concurrency=2)
+    assert len(rows) == len(steps) == len(commands) and all(r["ok"] for r in rows)
+    by = {(r["step"], r["partition"]): r for r in rows}
+    timed = [by[(name, p or "")] for name, _, p in steps]
+    for i, row in enumerate(timed):
+        for j in graph[i][0]:
+            assert row["start_s"] >= timed[j]["end_s"], (row["step"], timed[j]["step"])
+        at_its_start = [o for o in timed if o["start_s"] <= row["start_s"] < o["end_s"]]
+        assert len(at_its_start) <= 2
+        pool = graph[i][1]
+        assert not [o for k, o in enumerate(timed) if k != i and graph[k][1] == pool and pool
+                    and _overlap(o, row)]  # fmt: skip
+    assert any(_overlap(a, b) for a, b in zip(timed, timed[1:], strict=False))  # two at once
+    summary = __import__("json").loads(out.with_suffix(".json").read_text())["summary"]
+    assert summary["total_wall_s"] < summary["steps_summed_s"]
+    assert "end to end:" in out.read_text()
+
+    # a failing step: nothing new starts, the running step finishes, the run says which failed
+    commands.clear()
+    monkeypatch.setenv("E2E_FAIL", "1")
+    with pytest.raises(SystemExit, match="rankers 2020-09-23 failed"):
+        e2e.run("tiny", 1, "2020-09-16", tmp_path, out, concurrency=2)
+    rows = __import__("json").loads(out.with_suffix(".json").read_text())["steps"]
+    assert [r["step"] for r in rows if not r["ok"]] == ["rankers"]
+    assert "recommendations" not in {r["step"] for r in rows}
+    assert len(rows) == len(commands) < len(steps)
+
+
+def test_the_memory_of_overlapping_steps_is_bounded_by_their_peaks_summed() -> None:
+    from hm_pipeline import e2e
+
+    def row(start, end, rss, run="r"):
+        return {"start_s": start, "end_s": end, "peak_rss_gb": rss, "run": run, "wall_s": 1.0}
+
+    rows = [row(0, 10, 4.0), row(5, 20, 6.0), row(10, 30, 3.0), row(12, 14, 2.5)]
+    assert e2e.overlap_rss_gb(rows) == 11.5  # 6 + 3 + 2.5 from 12 s to 14 s
+    assert e2e.overlap_rss_gb([*rows, row(0, 50, 9.0, run="other")]) == 11.5  # another run
+    assert e2e.overlap_rss_gb([{"peak_rss_gb": 7.0, "run": "old"}]) == 7.0  # no times
+    assert e2e.earlier_wall_s([row(0, 10, 1), row(5, 30, 1), row(3, 8, 1, run="x")]) == 35.0
