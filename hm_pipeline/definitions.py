@@ -70,7 +70,13 @@ FEATURE_LEVEL = [
     k
     for k in WEEKLY
     if k.path[0]
-    not in ("ranker_lightgbm", "ranker_dlrm", "evaluation_report", "sampled_evaluation")
+    not in (
+        "ranker_models",
+        "ranker_lightgbm",
+        "ranker_dlrm",
+        "evaluation_report",
+        "sampled_evaluation",
+    )
 ]
 catalogue_job = dg.define_asset_job(
     "catalogue",

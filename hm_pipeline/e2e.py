@@ -91,25 +91,47 @@ def training_weeks(week: str) -> list[str]:
 def step_graph(steps: list[tuple[str, list[str] | None, str | None]]):
     """For each planned step (as `plan` lists them, synthesis first), the earlier steps it waits
     for and its concurrency pool. A step waits for every earlier step of an op that writes one
-    of its assets' inputs, in any partition (a superset of what its partition mapping reads),
-    and for the earlier partitions of its own op (a learned source serves later weeks with the
-    model its first week trained, through the model store, which the asset graph does not
-    show); every step waits for synthesis."""
+    of its assets' inputs in another partition (a superset of what its partition mapping reads)
+    or in its own partition unless the mapping reads only earlier weeks (ranker_models reads
+    the weeks before W, not W); and for the earlier partitions of its own op (a learned source
+    serves later weeks with the model its first week trained, through the model store, which
+    the asset graph does not show). Every step waits for synthesis."""
+    import dagster as dg
+
     from hm_pipeline.definitions import build_defs
 
     graph = build_defs().resolve_asset_graph()
-    op_of, pool_of, inputs = {}, {}, {}
+    op_of, pool_of = {}, {}
     for node in graph.asset_nodes:
         if node.is_materializable:
-            op = node.assets_def.node_def
-            op_of[node.key.to_user_string()] = op.name
-            pool_of[op.name] = op.pool
-            inputs.setdefault(op.name, set()).update(p.to_user_string() for p in node.parent_keys)
-    upstream = {op: {op_of[k] for k in keys if k in op_of} for op, keys in inputs.items()}
+            op_of[node.key] = node.assets_def.node_def.name
+            pool_of[op_of[node.key]] = node.assets_def.node_def.pool
+    upstream: dict[str, set[str]] = {}  # ops whose outputs an op reads, in any partition
+    same_week: dict[str, set[str]] = {}  # ... and those it reads in its own partition
+    for node in graph.asset_nodes:
+        if not node.is_materializable:
+            continue
+        op = op_of[node.key]
+        for parent in node.parent_keys:
+            if parent not in op_of:
+                continue
+            upstream.setdefault(op, set()).add(op_of[parent])
+            mapping = node.assets_def.get_partition_mapping(parent)
+            past_only = (
+                isinstance(mapping, dg.TimeWindowPartitionMapping) and mapping.end_offset < 0
+            )
+            if not past_only:
+                same_week.setdefault(op, set()).add(op_of[parent])
     out = []
-    for i, (name, _, _) in enumerate(steps):
-        wanted = upstream.get(name, set()) | {name}
-        after = {j for j in range(i) if steps[j][0] in wanted or steps[j][1] is None}
+    for i, (name, _, partition) in enumerate(steps):
+        ups, mine = upstream.get(name, set()), same_week.get(name, set())
+        after = {
+            j
+            for j, (other, keys, part) in enumerate(steps[:i])
+            if keys is None
+            or other == name
+            or (other in ups and (part != partition or other in mine))
+        }
         out.append((frozenset(after), pool_of.get(name)))
     return out
 
@@ -191,12 +213,15 @@ def run(
         "HM_RETRAIN_EVERY_WEEKS": str(retrain_every),
         "HM_RETRAIN_FROM": training_weeks(week)[0],
     }
+    if concurrency > 1:  # steps share the cores: idle OpenMP threads sleep, not spin
+        env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     limit = pool_limit()
     settings = {
         "retrain_every_weeks": retrain_every,
         "retrain_from": training_weeks(week)[0],
         "concurrency": concurrency,
         "pool_limit": limit,
+        "omp_wait_policy": env.get("OMP_WAIT_POLICY", ""),
     }
     synth = [*cli, "synth", "--scale", scale, "--seed", str(seed), "--out", str(workdir / "raw"),
              "--force"]  # fmt: skip
@@ -345,7 +370,8 @@ def _write(rows, out: Path, scale, seed, week, total, machine_peak_gb: float = 0
         "once the steps it reads from have finished; at most "
         f"{per_pool} of the torch steps and {per_pool} of the candidate sources at a time), so "
         "each row's peak RSS is that step's own and its wall time includes waiting for the "
-        "core the other step uses; `cpu s` is the step's "
+        "core the other step uses (OpenMP's idle threads sleep rather than spin, "
+        "OMP_WAIT_POLICY=PASSIVE, when steps share the cores); `cpu s` is the step's "
         "own processor time. Each step includes its child's start-up (importing Dagster; torch "
         "and LightGBM only in the steps that use them). A resumed run (`--resume`) keeps the "
         "rows of the steps an earlier run finished; the `run` column says which run measured "

@@ -25,17 +25,14 @@ CANDIDATE_INS = {f"candidates_{name}": dg.AssetIn() for name in REGISTRY}
 EMBEDDING_INS = {
     name: dg.AssetIn() for name in ("text_embeddings", "image_embeddings", "metadata_embeddings")
 }
-# the features of W and of the training weeks before it; labels of the training weeks only
+# the features and labels of the training weeks before W (never W's)
 with warnings.catch_warnings():  # allow_nonexistent_upstream_partitions is a beta parameter
     warnings.simplefilter("ignore")
-    PAST_AND_NOW = dg.TimeWindowPartitionMapping(
-        start_offset=-MAX_TRAINING_WEEKS, end_offset=0, allow_nonexistent_upstream_partitions=True
-    )
     PAST_ONLY = dg.TimeWindowPartitionMapping(
         start_offset=-MAX_TRAINING_WEEKS, end_offset=-1, allow_nonexistent_upstream_partitions=True
     )
 RANKER_INS = {
-    "ranker_features": dg.AssetIn(partition_mapping=PAST_AND_NOW, metadata={"by_partition": True}),
+    "ranker_features": dg.AssetIn(partition_mapping=PAST_ONLY, metadata={"by_partition": True}),
     "labels": dg.AssetIn(partition_mapping=PAST_ONLY, metadata={"by_partition": True}),
 }
 RANKED_SCHEMA = {
@@ -148,42 +145,29 @@ class RankerConfig(dg.Config):
     every customer with both doubles the shards' model time."""
 
 
-@dg.multi_asset(
-    group_name=GROUP,
-    partitions_def=weekly_partitions,
-    outs={
-        "ranker_lightgbm": dg.AssetOut(
-            description="LightGBM lambdarank's top k per customer for W (trained on the weeks "
-            "before W, early stopping on the latest, refit on all)."
-        ),
-        "ranker_dlrm": dg.AssetOut(
-            description="DLRM's top k per customer for W (trained on the weeks before W, best "
-            "epoch by the latest week's MAP@12)."
-        ),
-    },
-    ins=RANKER_INS,
-    pool="torch",
-)
-def rankers(
+MODELS_SCHEMA = {"ranker": pl.String, "folder": pl.String, "train_rows": pl.Int64}
+
+
+@dg.asset(group_name=GROUP, partitions_def=weekly_partitions, ins=RANKER_INS, pool="torch")
+def ranker_models(
     context: dg.AssetExecutionContext,
     config: RankerConfig,
     model_store: ModelStore,
     reports: Reports,
     ranker_features: dict,
     labels: dict,
-):
-    """Both rankers learn from the feature tables of the weeks before W labelled with those
-    weeks' purchases (never W's), then score W's feature table. The prediction week has none:
-    prediction_scores ranks its customers shard by shard with the models saved here."""
+) -> pl.DataFrame:
+    """LightGBM lambdarank (early stopping on the latest training week, refit on all) and DLRM
+    (best epoch by the latest week's MAP@12), both learning from the feature tables of the
+    weeks before W labelled with those weeks' purchases (never W's), saved to the model store;
+    one row per ranker saying where. Reads nothing of W itself, so it trains while W's
+    candidates are still being found."""
     from hm_pipeline.ranking import dlrm, lgbm  # torch and LightGBM: imported by this step only
 
     week = context.partition_key
-    empty = pl.DataFrame(schema=RANKED_SCHEMA)
     if parse_week(week) in CALENDAR.warmup_weeks:
-        note = f"{week} is a warm-up week: it only feeds the rankers of later weeks"
-        for name in ("ranker_lightgbm", "ranker_dlrm"):
-            context.add_output_metadata({"note": note}, output_name=name)
-        return empty, empty
+        context.add_output_metadata({"note": f"{week} is a warm-up week: no rankers to train"})
+        return pl.DataFrame(schema=MODELS_SCHEMA)
     if config.n_training_weeks > MAX_TRAINING_WEEKS:
         raise dg.Failure(f"n_training_weeks is at most {MAX_TRAINING_WEEKS}")
     labs = {w: lf.collect() for w, lf in labels.items()}
@@ -198,29 +182,8 @@ def rankers(
     booster, lgb_info = lgbm.train_lgbm(train, valid, lgbm.LGBMConfig(seed=config.seed))
     dcfg = dlrm.DLRMConfig(seed=config.seed)
     model, prep, dlrm_info = dlrm.train_dlrm(train, valid, dcfg)
+    rows = train.height
     del train, valid, feats
-
-    compiled = lgbm.CompiledRanker.of(booster)  # W scored as the prediction shards score
-
-    def score(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-        return (
-            training.ranked(frame, compiled(frame), config.k),
-            training.ranked(frame, dlrm.predict(model, prep, frame), config.k),
-        )
-
-    now = ranker_features[week]
-    if now.collect_schema().names():  # W's table, a range of customers at a time
-        scored = [score(chunk) for chunk in training.customer_chunks(now, config.chunk_customers)]
-        top_lgb = pl.concat([a for a, _ in scored]) if scored else empty
-        top_dlrm = pl.concat([b for _, b in scored]) if scored else empty
-    else:  # the prediction week: prediction_scores scores it, one customer shard at a time
-        top_lgb, top_dlrm = empty, empty
-        for name in ("ranker_lightgbm", "ranker_dlrm"):
-            context.add_output_metadata(
-                {"note": f"{week} is the prediction week: prediction_scores ranks its customers "
-                 f"in {N_SHARDS} shards with the model trained here"},
-                output_name=name,
-            )  # fmt: skip
 
     folder = model_store.folder("ranker_lightgbm", week)
     folder.mkdir(parents=True, exist_ok=True)
@@ -229,21 +192,81 @@ def rankers(
     png = plots.feature_importance(
         lgb_info["importance_gain"], reports.path(f"ranker_importance_{week}.png")
     )
-    dlrm.save_dlrm(model_store.folder("ranker_dlrm", week), model, prep, dcfg, dlrm_info)
+    dlrm_folder = model_store.folder("ranker_dlrm", week)
+    dlrm.save_dlrm(dlrm_folder, model, prep, dcfg, dlrm_info)
     context.add_output_metadata(
         {
-            "training": dg.MetadataValue.json(
+            "lightgbm": dg.MetadataValue.json(
                 {k: v for k, v in lgb_info.items() if k != "importance_gain"}
             ),
+            "dlrm": dg.MetadataValue.json(dlrm_info),
             "importance": dg.MetadataValue.md(
                 plots.markdown_image(png, "feature importance (gain)")
             ),
             "model": dg.MetadataValue.path(str(folder)),
-        },
-        output_name="ranker_lightgbm",
+        }
     )
-    context.add_output_metadata(
-        {"training": dg.MetadataValue.json(dlrm_info)}, output_name="ranker_dlrm"
+    return pl.DataFrame(
+        {
+            "ranker": ["ranker_lightgbm", "ranker_dlrm"],
+            "folder": [str(folder), str(dlrm_folder)],
+            "train_rows": [rows, rows],
+        },
+        schema=MODELS_SCHEMA,
+    )
+
+
+@dg.multi_asset(
+    group_name=GROUP,
+    partitions_def=weekly_partitions,
+    outs={
+        "ranker_lightgbm": dg.AssetOut(
+            description="LightGBM lambdarank's top k per customer for W (the model ranker_models "
+            "trained on the weeks before W)."
+        ),
+        "ranker_dlrm": dg.AssetOut(
+            description="DLRM's top k per customer for W (the model ranker_models trained on the "
+            "weeks before W)."
+        ),
+    },
+    ins={"ranker_features": dg.AssetIn(), "ranker_models": dg.AssetIn()},
+    pool="torch",
+)
+def rankers(
+    context: dg.AssetExecutionContext,
+    config: RankerConfig,
+    ranker_features: pl.LazyFrame,
+    ranker_models: pl.DataFrame,
+):
+    """W's feature table scored by the models ranker_models trained for W (a range of
+    customers at a time, LightGBM compiled as the prediction shards score). The prediction
+    week has no table: prediction_scores ranks its customers shard by shard."""
+    week = context.partition_key
+    empty = pl.DataFrame(schema=RANKED_SCHEMA)
+    if parse_week(week) in CALENDAR.warmup_weeks:
+        note = f"{week} is a warm-up week: it only feeds the rankers of later weeks"
+        for name in ("ranker_lightgbm", "ranker_dlrm"):
+            context.add_output_metadata({"note": note}, output_name=name)
+        return empty, empty
+    if not ranker_features.collect_schema().names():
+        for name in ("ranker_lightgbm", "ranker_dlrm"):
+            context.add_output_metadata(
+                {"note": f"{week} is the prediction week: prediction_scores ranks its customers "
+                 f"in {N_SHARDS} shards with the models ranker_models trained"},
+                output_name=name,
+            )  # fmt: skip
+        return empty, empty
+    folders = dict(zip(ranker_models["ranker"], ranker_models["folder"], strict=True))
+    try:
+        scorers = restore_scorers(folders["ranker_lightgbm"], folders["ranker_dlrm"])
+    except (KeyError, FileNotFoundError) as exc:
+        raise dg.Failure(f"{week}: no trained rankers ({exc}); materialize ranker_models") from exc
+    tops: dict[str, list[pl.DataFrame]] = {name: [] for name in scorers}
+    for chunk in training.customer_chunks(ranker_features, config.chunk_customers):
+        for name, scorer in scorers.items():
+            tops[name].append(training.ranked(chunk, scorer(chunk), config.k))
+    top_lgb, top_dlrm = (
+        pl.concat(tops[n]) if tops[n] else empty for n in ("ranker_lightgbm", "ranker_dlrm")
     )
     return top_lgb, top_dlrm
 
@@ -269,7 +292,7 @@ VALIDATION = dg.SpecificPartitionsPartitionMapping([str(w) for w in CALENDAR.val
         },
     },
     deps=[
-        dg.AssetDep("ranker_lightgbm", partition_mapping=PREDICTION),
+        dg.AssetDep("ranker_models", partition_mapping=PREDICTION),
         dg.AssetDep("evaluation_report", partition_mapping=VALIDATION),  # which ranker scores
     ],
     pool="torch",
