@@ -502,7 +502,7 @@ def dev(port: int) -> None:
 )
 @click.option(
     "--concurrency",
-    type=int,
+    type=click.IntRange(min=1),
     default=2,
     show_default=True,
     help="e2e only: steps run at once, as the multiprocess executor's max_concurrent (2 on two "

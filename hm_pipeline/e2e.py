@@ -196,9 +196,10 @@ def run(
     retrain_every: int = 1,
     concurrency: int = 2,
 ) -> list[dict]:
-    """Run every step in a child process, as the multiprocess executor runs a job's steps: at
-    most `concurrency` at a time, each starting when the steps it reads from have finished, at
-    most `pool_limit()` steps of one pool (the torch steps; the candidate sources) at a time;
+    """Run every step in a child process, at most `concurrency` at a time (the multiprocess
+    executor's limit within a run; here across the weeks too), each starting when the steps it
+    reads from have finished, at most `pool_limit()` steps of one pool (the torch steps; the
+    candidate sources) at a time;
     write the figures after each step. With `resume`, the steps an earlier run finished (its
     rows in `out`) are kept and not run again. `retrain_every` > 1 trains the learned sources
     every that many weeks from the first training week (4: once per run, for the first training
@@ -313,6 +314,26 @@ def earlier_wall_s(rows: list[dict]) -> float:
     return total + sum(hi - lo for lo, hi in spans.values())
 
 
+def running_at_once(rows: list[dict]) -> dict[int, float]:
+    """Seconds during which exactly n steps were running, for each n (steps of each run, by
+    their start and end; rows without them are left out): how much of the run used the
+    second slot."""
+    out: dict[int, float] = {}
+    for run in {r["run"] for r in rows if "start_s" in r}:
+        events = sorted(
+            (t, d)
+            for r in rows
+            if r["run"] == run and "start_s" in r
+            for t, d in ((r["start_s"], 1), (r["end_s"], -1))
+        )
+        n, last = 0, None
+        for t, d in events:
+            if last is not None and n:
+                out[n] = out.get(n, 0.0) + t - last
+            n, last = n + d, t
+    return dict(sorted(out.items()))
+
+
 def overlap_rss_gb(rows: list[dict]) -> float:
     """An upper bound of the memory the steps held at once: the largest sum of the peak RSS of
     the steps that were running at the same moment (steps of one run, by their start and end;
@@ -353,7 +374,7 @@ def _write(rows, out: Path, scale, seed, week, total, machine_peak_gb: float = 0
     }
     out.with_suffix(".json").write_text(json.dumps({"summary": summary, "steps": rows}, indent=1))
     by_step = _by(rows, "step")
-    ranking_steps = {"ranker_candidates", "ranker_features", "rankers"}
+    ranking_steps = {"ranker_candidates", "ranker_features", "ranker_models", "rankers"}
     ranking = sum(
         r["wall_s"] for r in rows if r["partition"] == week and r["step"] in ranking_steps
     )
@@ -366,8 +387,9 @@ def _write(rows, out: Path, scale, seed, week, total, machine_peak_gb: float = 0
         "",
         f"Written by `hm-pipeline bench e2e --scale {scale} --seed {seed}` (runs started "
         f"{', '.join(runs)}; {machine()}). One child process per Dagster op, at most "
-        f"{concurrency} at a time as the multiprocess executor runs a job's steps (a step starts "
-        "once the steps it reads from have finished; at most "
+        f"{concurrency} at a time (the multiprocess executor's limit within a run; here across "
+        "the weeks too, as far as their inputs allow), a step starting once the steps it reads "
+        "from have finished (at most "
         f"{per_pool} of the torch steps and {per_pool} of the candidate sources at a time), so "
         "each row's peak RSS is that step's own and its wall time includes waiting for the "
         "core the other step uses (OpenMP's idle threads sleep rather than spin, "
@@ -383,6 +405,8 @@ def _write(rows, out: Path, scale, seed, week, total, machine_peak_gb: float = 0
         f"{summary['concurrent_peak_rss_gb']} GB sampled every 0.5 s, at most "
         f"{summary['concurrent_peak_rss_bound_gb']} GB (the peaks of overlapping steps summed) "
         f"(target: {summary['target']})",
+        "- steps running at once: "
+        + ", ".join(f"{n} for {sec / 60:.1f} min" for n, sec in running_at_once(rows).items()),
         "- not run: " + "; ".join(f"{k} ({v})" for k, v in SKIPPED.items()),
         "",
         "By partition (minutes, the steps' wall times summed; catalogue = the unpartitioned "
@@ -424,7 +448,10 @@ def prediction_minutes(rows: list[dict]) -> dict:
     around = sum(
         r["wall_s"]
         for r in rows
-        if (r["partition"] == week and r["step"] in ("ranker_candidates", "rankers"))
+        if (
+            r["partition"] == week
+            and r["step"] in ("ranker_candidates", "ranker_models", "rankers")
+        )
         or r["step"] == "recommendations"
     )
     sources = sum(

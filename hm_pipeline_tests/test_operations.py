@@ -153,7 +153,8 @@ def test_a_resumed_end_to_end_run_keeps_the_finished_steps(tmp_path, monkeypatch
         row("candidates_repurchase", "2020-09-23", 60.0),
         row("candidates_repurchase", "2020-09-16", 600.0),  # another week: not counted
         row("ranker_candidates", "2020-09-23", 120.0),
-        row("rankers", "2020-09-23", 180.0),
+        row("ranker_models", "2020-09-23", 120.0),
+        row("rankers", "2020-09-23", 60.0),
         row("rankers", "2020-09-16", 900.0),
         row("prediction_scores", "00-of-02", 300.0, 4.5),
         row("prediction_scores", "01-of-02", 240.0, 4.0),
@@ -268,3 +269,5 @@ def test_the_memory_of_overlapping_steps_is_bounded_by_their_peaks_summed() -> N
     assert e2e.overlap_rss_gb([*rows, row(0, 50, 9.0, run="other")]) == 11.5  # another run
     assert e2e.overlap_rss_gb([{"peak_rss_gb": 7.0, "run": "old"}]) == 7.0  # no times
     assert e2e.earlier_wall_s([row(0, 10, 1), row(5, 30, 1), row(3, 8, 1, run="x")]) == 35.0
+    # 0-5 one, 5-10 two, 10-12 two, 12-14 three, 14-20 two, 20-30 one
+    assert e2e.running_at_once(rows) == {1: 15.0, 2: 13.0, 3: 2.0}
