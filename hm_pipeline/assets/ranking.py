@@ -312,7 +312,7 @@ def prediction_scores(
 ) -> pl.DataFrame:
     """The rankers' top k for one shard of the prediction week's customers (customer_id modulo
     the shard count): by default only the ranker validation prefers (the one the final
-    recommendations use), `prediction_rankers` to choose; the models trained by `rankers` for
+    recommendations use), `prediction_rankers` to choose; the models trained by `ranker_models` for
     the prediction week, restored from the model store; features built a chunk of customers at
     a time. Shards are independent steps, so a backfill over them spreads across workers."""
     week = str(CALENDAR.prediction_week)

@@ -199,7 +199,7 @@ def save_dlrm(folder: Path, model: DLRM, prep: Preprocessor, cfg: DLRMConfig, in
 
 
 def load_dlrm(folder: Path) -> tuple[DLRM, Preprocessor]:
-    """The model and preprocessing saved by the rankers asset (state_dict, config.json, and the
+    """The model and preprocessing saved by ranker_models (state_dict, config.json, and the
     standardization and vocabularies in ids.npz)."""
     folder = Path(folder)
     info = json.loads((folder / "config.json").read_text())

@@ -46,7 +46,7 @@ def restore_scorers(
     dlrm_folder: Path,
     names: tuple[str, ...] | list[str] = ("ranker_lightgbm", "ranker_dlrm"),
 ) -> dict[str, Scorer]:
-    """The rankers in `names` as saved by the rankers asset (LightGBM's model.txt, compiled for
+    """The rankers in `names` as saved by ranker_models (LightGBM's model.txt, compiled for
     this CPU; DLRM's state_dict and preprocessing), as scorers of a feature table; only those
     are loaded."""
     from hm_pipeline.ranking import dlrm, lgbm
