@@ -199,11 +199,10 @@ def run(
     """Run every step in a child process, at most `concurrency` at a time (the multiprocess
     executor's limit within a run; here across the weeks too), each starting when the steps it
     reads from have finished, at most `pool_limit()` steps of one pool (the torch steps; the
-    candidate sources) at a time;
-    write the figures after each step. With `resume`, the steps an earlier run finished (its
-    rows in `out`) are kept and not run again. `retrain_every` > 1 trains the learned sources
-    every that many weeks from the first training week (4: once per run, for the first training
-    week, serving the other three)."""
+    candidate sources) at a time; write the figures after each step. With `resume`, the steps
+    an earlier run finished (its rows in `out`) are kept and not run again. `retrain_every` > 1
+    trains the learned sources every that many weeks from the first training week (4: once per
+    run, for the first training week, serving the other three)."""
     cli = [sys.executable, "-m", "hm_pipeline.cli"]
     started = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     rows: list[dict] = finished_rows(out) if resume else []
@@ -314,23 +313,32 @@ def earlier_wall_s(rows: list[dict]) -> float:
     return total + sum(hi - lo for lo, hi in spans.values())
 
 
-def running_at_once(rows: list[dict]) -> dict[int, float]:
-    """Seconds during which exactly n steps were running, for each n (steps of each run, by
-    their start and end; rows without them are left out): how much of the run used the
-    second slot."""
-    out: dict[int, float] = {}
-    for run in {r["run"] for r in rows if "start_s" in r}:
+def _timeline(rows: list[dict]):
+    """Each run's timed steps as one sweep: after every start or end (ends first at a tie), the
+    run, the moment, the steps running from then on and their peak RSS summed. Rows without
+    start and end times are left out."""
+    timed = [r for r in rows if "start_s" in r]
+    for run in sorted({r["run"] for r in timed}):
         events = sorted(
-            (t, d)
-            for r in rows
-            if r["run"] == run and "start_s" in r
+            (t, d, r["peak_rss_gb"])
+            for r in timed
+            if r["run"] == run
             for t, d in ((r["start_s"], 1), (r["end_s"], -1))
         )
-        n, last = 0, None
-        for t, d in events:
-            if last is not None and n:
-                out[n] = out.get(n, 0.0) + t - last
-            n, last = n + d, t
+        n, gb = 0, 0.0
+        for t, d, rss in events:
+            n, gb = n + d, gb + d * rss
+            yield run, t, n, gb
+
+
+def running_at_once(rows: list[dict]) -> dict[int, float]:
+    """Seconds during which exactly n steps were running, for each n (steps of each run, by
+    their start and end): how much of the run used the second slot."""
+    out: dict[int, float] = {}
+    points = list(_timeline(rows))
+    for (run, t, n, _), (next_run, t_next, _, _) in zip(points, points[1:], strict=False):
+        if n and run == next_run:
+            out[n] = out.get(n, 0.0) + t_next - t
     return dict(sorted(out.items()))
 
 
@@ -338,16 +346,8 @@ def overlap_rss_gb(rows: list[dict]) -> float:
     """An upper bound of the memory the steps held at once: the largest sum of the peak RSS of
     the steps that were running at the same moment (steps of one run, by their start and end;
     rows without them count alone)."""
-    best = max((r["peak_rss_gb"] for r in rows), default=0.0)
-    timed = [r for r in rows if "start_s" in r]
-    for r in timed:
-        at = [
-            o["peak_rss_gb"]
-            for o in timed
-            if o["run"] == r["run"] and o["start_s"] <= r["start_s"] < o["end_s"]
-        ]
-        best = max(best, sum(at))
-    return round(best, 2)
+    alone = max((r["peak_rss_gb"] for r in rows), default=0.0)
+    return round(max([alone, *(gb for _, _, _, gb in _timeline(rows))]), 2)
 
 
 def _write(rows, out: Path, scale, seed, week, total, machine_peak_gb: float = 0.0) -> None:
@@ -365,6 +365,7 @@ def _write(rows, out: Path, scale, seed, week, total, machine_peak_gb: float = 0
         "steps_done": len(rows),
         "total_wall_s": round(total, 1),
         "steps_summed_s": round(sum(r["wall_s"] for r in rows), 1),
+        "cpu_summed_s": round(sum(r.get("cpu_s", 0) for r in rows), 1),
         "concurrency": concurrency,
         "peak_rss_gb": max(r["peak_rss_gb"] for r in rows),
         "concurrent_peak_rss_gb": round(machine_peak_gb, 2),
@@ -400,7 +401,9 @@ def _write(rows, out: Path, scale, seed, week, total, machine_peak_gb: float = 0
         "each row.",
         "",
         f"- steps finished: {len(rows)}; end to end: {total / 60:.1f} min (the steps' wall "
-        f"times summed: {summary['steps_summed_s'] / 60:.1f} min); largest peak RSS of a step: "
+        f"times summed: {summary['steps_summed_s'] / 60:.1f} min; processor time summed: "
+        f"{summary['cpu_summed_s'] / 60:.1f} min, {summary['cpu_summed_s'] / max(total, 1):.2f} "
+        f"cores on average); largest peak RSS of a step: "
         f"{summary['peak_rss_gb']} GB; of the steps running at once: "
         f"{summary['concurrent_peak_rss_gb']} GB sampled every 0.5 s, at most "
         f"{summary['concurrent_peak_rss_bound_gb']} GB (the peaks of overlapping steps summed) "

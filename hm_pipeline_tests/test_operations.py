@@ -245,6 +245,7 @@ def test_the_end_to_end_steps_run_two_at_a_time_after_what_they_read(tmp_path, m
     assert any(_overlap(a, b) for a, b in zip(timed, timed[1:], strict=False))  # two at once
     summary = __import__("json").loads(out.with_suffix(".json").read_text())["summary"]
     assert summary["total_wall_s"] < summary["steps_summed_s"]
+    assert summary["cpu_summed_s"] == round(sum(r["cpu_s"] for r in rows), 1)
     assert "end to end:" in out.read_text()
 
     # a failing step: nothing new starts, the running step finishes, the run says which failed

@@ -560,3 +560,24 @@ def test_each_recommendation_names_the_sources_that_found_it() -> None:
     got = with_sources(top, union.lazy()).sort("customer_id", "rank")
     assert got["sources"].to_list() == ["a:2, b:1", "a:1, c:3", "", "a:1, b:1, c:2", ""]
     assert got.select("customer_id", "rank", "article_id").equals(top)
+
+
+def test_score_frames_ranks_each_frame_by_each_scorer_and_names_the_scorer() -> None:
+    """What the rankers asset splits by ranker and the shards write: each frame's top k under
+    each scorer, tagged with its name; no frame gives the empty table with the same columns."""
+    from hm_pipeline.ranking.shards import SCORED_SCHEMA, score_frames
+
+    rng = np.random.default_rng(0)
+    frames = [
+        pl.DataFrame({"customer_id": np.repeat([c, c + 1], 5), "article_id": np.tile(range(5), 2),
+                      "x": rng.random(10)})
+        for c in (1, 3)
+    ]  # fmt: skip
+    scorers = {"up": lambda f: f["x"].to_numpy(), "down": lambda f: -f["x"].to_numpy()}
+    got = score_frames(iter(frames), scorers, k=2)
+    assert got.schema == pl.Schema(SCORED_SCHEMA)
+    for name, scorer in scorers.items():
+        want = pl.concat(training.ranked(f, scorer(f), 2) for f in frames)
+        assert got.filter(pl.col("ranker") == name).drop("ranker").equals(want)
+    assert got.height == 2 * 4 * 2  # two scorers, four customers, two each
+    assert score_frames(iter([]), scorers, k=2).schema == pl.Schema(SCORED_SCHEMA)

@@ -13,9 +13,15 @@ from hm_pipeline.lake import Chunked
 from hm_pipeline.partitions import CALENDAR, weekly_partitions
 from hm_pipeline.ranking import training
 from hm_pipeline.ranking.features import FeatureInputs, feature_table
-from hm_pipeline.ranking.shards import N_SHARDS, restore_scorers, score_shard, shard_keys
+from hm_pipeline.ranking.shards import (
+    N_SHARDS,
+    restore_scorers,
+    score_frames,
+    score_shard,
+    shard_keys,
+)
 from hm_pipeline.ranking.union import union_in_chunks
-from hm_pipeline.recommend import scoring_rankers
+from hm_pipeline.recommend import RANKERS, scoring_rankers
 from hm_pipeline.resources import ModelStore, Reports
 from hm_pipeline.weeks import parse_week
 
@@ -208,7 +214,7 @@ def ranker_models(
     )
     return pl.DataFrame(
         {
-            "ranker": ["ranker_lightgbm", "ranker_dlrm"],
+            "ranker": list(RANKERS),
             "folder": [str(folder), str(dlrm_folder)],
             "train_rows": [rows, rows],
         },
@@ -245,11 +251,11 @@ def rankers(
     empty = pl.DataFrame(schema=RANKED_SCHEMA)
     if parse_week(week) in CALENDAR.warmup_weeks:
         note = f"{week} is a warm-up week: it only feeds the rankers of later weeks"
-        for name in ("ranker_lightgbm", "ranker_dlrm"):
+        for name in RANKERS:
             context.add_output_metadata({"note": note}, output_name=name)
         return empty, empty
     if not ranker_features.collect_schema().names():
-        for name in ("ranker_lightgbm", "ranker_dlrm"):
+        for name in RANKERS:
             context.add_output_metadata(
                 {"note": f"{week} is the prediction week: prediction_scores ranks its customers "
                  f"in {N_SHARDS} shards with the models ranker_models trained"},
@@ -258,17 +264,12 @@ def rankers(
         return empty, empty
     folders = dict(zip(ranker_models["ranker"], ranker_models["folder"], strict=True))
     try:
-        scorers = restore_scorers(folders["ranker_lightgbm"], folders["ranker_dlrm"])
+        scorers = restore_scorers(*(folders[name] for name in RANKERS))
     except (KeyError, FileNotFoundError) as exc:
         raise dg.Failure(f"{week}: no trained rankers ({exc}); materialize ranker_models") from exc
-    tops: dict[str, list[pl.DataFrame]] = {name: [] for name in scorers}
-    for chunk in training.customer_chunks(ranker_features, config.chunk_customers):
-        for name, scorer in scorers.items():
-            tops[name].append(training.ranked(chunk, scorer(chunk), config.k))
-    top_lgb, top_dlrm = (
-        pl.concat(tops[n]) if tops[n] else empty for n in ("ranker_lightgbm", "ranker_dlrm")
-    )
-    return top_lgb, top_dlrm
+    chunks = training.customer_chunks(ranker_features, config.chunk_customers)
+    top = score_frames(chunks, scorers, config.k)
+    return tuple(top.filter(pl.col("ranker") == name).drop("ranker") for name in RANKERS)
 
 
 customer_shards = dg.StaticPartitionsDefinition(shard_keys())

@@ -5,7 +5,7 @@ as separate steps on different workers and the final top 12 gathers them."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
@@ -65,6 +65,28 @@ def restore_scorers(
     return scorers
 
 
+SCORED_SCHEMA = {
+    "customer_id": pl.Int32,
+    "article_id": pl.Int32,
+    "score": pl.Float32,
+    "rank": pl.Int32,
+    "ranker": pl.String,
+}
+
+
+def score_frames(
+    frames: Iterable[pl.DataFrame], scorers: dict[str, Scorer], k: int
+) -> pl.DataFrame:
+    """Every scorer's top k per customer of each feature frame (frames hold whole customers):
+    customer_id, article_id, score, rank and ranker (the scorer's name)."""
+    parts = [
+        ranked(frame, scorer(frame), k).with_columns(pl.lit(name).alias("ranker"))
+        for frame in frames
+        for name, scorer in scorers.items()
+    ]
+    return pl.concat(parts) if parts else pl.DataFrame(schema=SCORED_SCHEMA)
+
+
 def score_shard(
     union: pl.LazyFrame,
     inp: FeatureInputs,
@@ -73,21 +95,8 @@ def score_shard(
     k: int,
     chunk: int = 20_000,
 ) -> pl.DataFrame:
-    """Every scorer's top k for the shard's customers: customer_id, article_id, score, rank and
-    ranker (the scorer's name)."""
+    """Every scorer's top k for the shard's customers (`score_frames` over the shard's feature
+    table, built a chunk of customers at a time)."""
     index, count = parse_shard(shard)
-    parts = []
-    for frame in feature_chunks(union.filter(in_shard(index, count)), inp, chunk):
-        for name, scorer in scorers.items():
-            parts.append(ranked(frame, scorer(frame), k).with_columns(pl.lit(name).alias("ranker")))
-    if not parts:
-        return pl.DataFrame(
-            schema={
-                "customer_id": pl.Int32,
-                "article_id": pl.Int32,
-                "score": pl.Float32,
-                "rank": pl.Int32,
-                "ranker": pl.String,
-            }
-        )
-    return pl.concat(parts)
+    frames = feature_chunks(union.filter(in_shard(index, count)), inp, chunk)
+    return score_frames(frames, scorers, k)
