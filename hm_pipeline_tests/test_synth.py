@@ -39,6 +39,21 @@ def test_same_seed_same_bytes_other_seed_other_bytes(tiny_world: Path, tmp_path:
     assert other[S.TRANSACTIONS_FILE] != _digest(tiny_world)[S.TRANSACTIONS_FILE]
 
 
+def test_images_are_the_same_drawn_in_threads_or_one_batch_at_a_time(
+    tiny_world: Path, tmp_path: Path
+) -> None:
+    from hm_pipeline.synth.images import write_images
+
+    articles = pl.read_csv(tiny_world / S.ARTICLES_FILE, schema_overrides={"article_id": pl.Int64})
+    has = np.arange(articles.height) % 5 != 0
+    for workers in (1, 2, 3):
+        write_images(
+            articles, has, tmp_path / str(workers) / "images", (16, 24), 7, None, 3, workers
+        )
+    assert len(_digest(tmp_path / "1")) == has.sum()
+    assert _digest(tmp_path / "2") == _digest(tmp_path / "1") == _digest(tmp_path / "3")
+
+
 def test_files_have_the_kaggle_layout(tiny_world: Path) -> None:
     for name in (S.ARTICLES_FILE, S.CUSTOMERS_FILE, S.TRANSACTIONS_FILE, S.SAMPLE_SUBMISSION_FILE):
         assert (tiny_world / name).stat().st_size > 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -175,8 +176,10 @@ def write_images(
     seed: int,
     progress: Callable[[int, int], None] | None = None,
     batch: int = 2048,
+    workers: int = 2,
 ) -> None:
-    """Render and save images/<3>/<10>.jpg for the articles flagged in `has_image`."""
+    """Render and save images/<3>/<10>.jpg for the articles flagged in `has_image`, `workers`
+    batches at a time (the same files for any number)."""
     width, height = size
     rng = np.random.default_rng(seed)
     masks = _masks(width, height)
@@ -197,9 +200,8 @@ def write_images(
     todo = np.flatnonzero(has_image)
     for d in np.unique(ids[todo] // 10_000_000):
         (out_dir / f"{int(d):03d}").mkdir(parents=True, exist_ok=True)
-    for b0 in range(0, len(todo), batch):
-        idx = todo[b0 : b0 + batch]
-        shift = rng.integers(-2, 3, size=(len(idx), 2))
+
+    def render(idx: np.ndarray, shift: np.ndarray, noise: np.ndarray) -> None:
         mask = masks[shape_idx[idx]]
         mask = np.stack(
             [np.roll(m, tuple(s), axis=(0, 1)) for m, s in zip(mask, shift, strict=True)]
@@ -209,12 +211,27 @@ def write_images(
             colours[idx][:, None, None, :] * (1 - 0.45 * pat[..., None])
             + 0.45 * pat[..., None] * 235
         )
-        noise = rng.normal(0, 4, size=(len(idx), height, width, 1)).astype(np.float32)
         img = 228 * (1 - mask[..., None]) + mask[..., None] * col + noise
         img = np.clip(img, 0, 255).astype(np.uint8)
         for j, a in enumerate(idx):  # encoding is per file; the drawing above is batched
             Image.fromarray(img[j]).save(
                 out_dir.parent / article_image_relpath(int(ids[a])), quality=90
             )
-        if progress:
-            progress(min(b0 + batch, len(todo)), len(todo))
+
+    # the random draws stay in order in this thread (the same images whatever the timing);
+    # drawing and encoding run in threads (numpy and PIL's encoder release the GIL)
+    with ThreadPoolExecutor(max_workers=workers) as threads:
+        pending: list[Future] = []
+        for b0 in range(0, len(todo), batch):
+            idx = todo[b0 : b0 + batch]
+            shift = rng.integers(-2, 3, size=(len(idx), 2))
+            noise = rng.normal(0, 4, size=(len(idx), height, width, 1)).astype(np.float32)
+            pending.append(threads.submit(render, idx, shift, noise))
+            if len(pending) >= workers:  # at most `workers` batches' arrays in memory
+                pending.pop(0).result()
+                if progress:
+                    progress(min(b0, len(todo)), len(todo))
+        for f in pending:
+            f.result()
+    if progress:
+        progress(len(todo), len(todo))
