@@ -95,17 +95,20 @@ def step_graph(steps: list[tuple[str, list[str] | None, str | None]]):
     or in its own partition unless the mapping reads only earlier weeks (ranker_models reads
     the weeks before W, not W); and for the earlier partitions of its own op (a learned source
     serves later weeks with the model its first week trained, through the model store, which
-    the asset graph does not show). Every step waits for synthesis."""
+    the asset graph does not show; the customer shards of one week do not wait for each other).
+    Every step waits for synthesis."""
     import dagster as dg
 
     from hm_pipeline.definitions import build_defs
 
     graph = build_defs().resolve_asset_graph()
-    op_of, pool_of = {}, {}
+    op_of, pool_of, weekly_ops = {}, {}, set()
     for node in graph.asset_nodes:
         if node.is_materializable:
             op_of[node.key] = node.assets_def.node_def.name
             pool_of[op_of[node.key]] = node.assets_def.node_def.pool
+            if isinstance(node.assets_def.partitions_def, dg.TimeWindowPartitionsDefinition):
+                weekly_ops.add(op_of[node.key])
     upstream: dict[str, set[str]] = {}  # ops whose outputs an op reads, in any partition
     same_week: dict[str, set[str]] = {}  # ... and those it reads in its own partition
     for node in graph.asset_nodes:
@@ -129,7 +132,7 @@ def step_graph(steps: list[tuple[str, list[str] | None, str | None]]):
             j
             for j, (other, keys, part) in enumerate(steps[:i])
             if keys is None
-            or other == name
+            or (other == name and name in weekly_ops)
             or (other in ups and (part != partition or other in mine))
         }
         out.append((frozenset(after), pool_of.get(name)))

@@ -176,6 +176,7 @@ def test_the_end_to_end_steps_run_two_at_a_time_after_what_they_read(tmp_path, m
     one step of a pool at a time, each after the steps that write its inputs (each step here a
     short sleep in a child process; its real command is recorded)."""
     from hm_pipeline import e2e
+    from hm_pipeline.ranking.shards import shard_keys
 
     steps = [("synth", None, None), *e2e.plan("2020-09-16")]
     graph = e2e.step_graph(steps)
@@ -219,6 +220,14 @@ def test_the_end_to_end_steps_run_two_at_a_time_after_what_they_read(tmp_path, m
         in graph[index[("candidates_neumf", "2020-09-23")]][0]
     )
     assert graph[index[("ranker_models", "2020-09-16")]][1] == "torch"
+    # the learned sources have a pool beside the other sources'; the customer shards have none
+    # and do not wait for each other (each restores the models ranker_models saved)
+    assert graph[index[("candidates_neumf", "2020-09-16")]][1] == "learned"
+    assert graph[index[("candidates_repurchase", "2020-09-16")]][1] == "candidates"
+    shards = {index[("prediction_scores", s)] for s in shard_keys()}
+    assert len(shards) > 1
+    assert all(graph[s][1] is None and not shards & graph[s][0] for s in shards)
+    assert index[("ranker_models", "2020-09-23")] in graph[min(shards)][0]
 
     popen = subprocess.Popen
     commands: list[list[str]] = []

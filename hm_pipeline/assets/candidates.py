@@ -7,6 +7,7 @@ import polars as pl
 
 from hm_pipeline.candidates import REGISTRY, CandidateSource, SourceContext
 from hm_pipeline.candidates.learned import (
+    LEARNED_SOURCES,
     LearnedSource,
     keep_model,
     source_for_week,
@@ -43,7 +44,8 @@ def candidate_asset(source: type[CandidateSource]) -> dg.AssetsDefinition:
         group_name=GROUP,
         partitions_def=weekly_partitions,
         description=(source.__doc__ or "").strip(),
-        pool="candidates",
+        # the torch models apart from the other sources: one of each may run beside the other
+        pool="learned" if source in LEARNED_SOURCES else "candidates",
         ins={name: dg.AssetIn() for name in source.embeddings},
     )
     def _candidates(

@@ -130,7 +130,7 @@ LEARNED_INS = {
 }
 
 
-@dg.asset(group_name=GROUP, partitions_def=weekly_partitions, ins=LEARNED_INS, pool="candidates")
+@dg.asset(group_name=GROUP, partitions_def=weekly_partitions, ins=LEARNED_INS, pool="learned")
 def sampled_evaluation(
     context: dg.AssetExecutionContext,
     reports: Reports,
@@ -175,7 +175,7 @@ class StrategyReportConfig(dg.Config):
     week: str = str(CALENDAR.validation_weeks[-1])
 
 
-@dg.asset(group_name=GROUP, pool="candidates")
+@dg.asset(group_name=GROUP, pool="learned")
 def negative_strategy_report(
     context: dg.AssetExecutionContext,
     config: StrategyReportConfig,

@@ -296,7 +296,8 @@ VALIDATION = dg.SpecificPartitionsPartitionMapping([str(w) for w in CALENDAR.val
         dg.AssetDep("ranker_models", partition_mapping=PREDICTION),
         dg.AssetDep("evaluation_report", partition_mapping=VALIDATION),  # which ranker scores
     ],
-    pool="torch",
+    # no pool: the shards exist to run side by side (on several workers, or two on this
+    # machine's two cores, about 4 GB each); the executor's max_concurrent bounds them
 )
 def prediction_scores(
     context: dg.AssetExecutionContext,
