@@ -367,6 +367,41 @@ def test_assemble_uses_only_earlier_weeks() -> None:
     assert set(train["week"]) == {"w1"} and valid is None
 
 
+def test_train_rankers_reads_only_earlier_labels_and_saves_what_the_shards_restore(
+    tmp_path,
+) -> None:
+    from hm_pipeline.ranking.shards import restore_scorers
+
+    weeks = ["w1", "w2", "w3"]
+    planted = {w: _planted(100, i, w) for i, w in enumerate(weeks)}
+    feats = {w: f.drop("label", "week").lazy() for w, f in planted.items()}
+    labels = {
+        w: f.filter(pl.col("label") == 1).select("customer_id", "article_id")
+        for w, f in planted.items()
+    }
+    with pytest.raises(ValueError, match=r"may not read labels of \['w3'\]"):
+        training.train_rankers(feats, labels, "w3", 2, 30)
+    with pytest.raises(ValueError, match=r"weeks without labels \['w1'\]"):
+        training.train_rankers(feats, {"w2": labels["w2"]}, "w3", 2, 30)
+    trained = training.train_rankers(feats, {w: labels[w] for w in weeks[:2]}, "w3", 2, 30)
+    # w1 learns, w2 stops the boosting and the DLRM epochs, then LightGBM is refit on both
+    assert trained.lightgbm_info["train_rows"] == trained.train_rows
+    assert trained.lightgbm_info["refit_rows"] > trained.train_rows
+    assert len(trained.dlrm_info["valid_map_at_12_candidates"]) == trained.dlrm_config.epochs
+    trained.save(tmp_path / "lgb", tmp_path / "dlrm")
+    scorers = restore_scorers(tmp_path / "lgb", tmp_path / "dlrm")
+    test = planted["w3"]
+    np.testing.assert_allclose(
+        scorers["ranker_lightgbm"](test), lgbm.predict(trained.booster, test)
+    )
+    np.testing.assert_array_equal(
+        scorers["ranker_dlrm"](test), dlrm.predict(trained.dlrm_model, trained.dlrm_prep, test)
+    )
+    assert _map(test, scorers["ranker_lightgbm"](test)) > 1.5 * _map(
+        test, np.random.default_rng(0).random(test.height)
+    )
+
+
 def test_union_cap_keeps_the_best_ranked() -> None:
     a = _cands([(1, 10, 0.9, 1), (1, 11, 0.5, 2), (1, 12, 0.1, 3)])
     b = _cands([(1, 12, 7.0, 1), (1, 13, 3.0, 2)])

@@ -1,7 +1,6 @@
 """Second stage per week: the candidate union, its features, LightGBM and DLRM rankers trained
 on the weeks before W (never W itself) and scoring W's union."""
 
-import json
 import warnings
 
 import dagster as dg
@@ -168,50 +167,43 @@ def ranker_models(
     weeks before W labelled with those weeks' purchases (never W's), saved to the model store;
     one row per ranker saying where. Reads nothing of W itself, so it trains while W's
     candidates are still being found."""
-    from hm_pipeline.ranking import dlrm, lgbm  # torch and LightGBM: imported by this step only
-
     week = context.partition_key
     if parse_week(week) in CALENDAR.warmup_weeks:
         context.add_output_metadata({"note": f"{week} is a warm-up week: no rankers to train"})
         return pl.DataFrame(schema=MODELS_SCHEMA)
     if config.n_training_weeks > MAX_TRAINING_WEEKS:
         raise dg.Failure(f"n_training_weeks is at most {MAX_TRAINING_WEEKS}")
-    labs = {w: lf.collect() for w, lf in labels.items()}
-    assert all(w < week for w in labs), "a ranker may only read labels of earlier weeks"
-    feats = {w: lf for w, lf in ranker_features.items() if w < week}  # read sampled rows only
-    train, valid = training.assemble(
-        feats, labs, week, config.n_training_weeks, config.max_negatives, config.seed
-    )
-    missing = [w for w in ranker_features if w < week and w not in labs]
-    if train.height == 0 or missing:
-        raise dg.Failure(f"no training data for {week}: weeks without labels {missing}")
-    booster, lgb_info = lgbm.train_lgbm(train, valid, lgbm.LGBMConfig(seed=config.seed))
-    dcfg = dlrm.DLRMConfig(seed=config.seed)
-    model, prep, dlrm_info = dlrm.train_dlrm(train, valid, dcfg)
-    rows = train.height
-    del train, valid, feats
-
+    try:  # the feature tables stay lazy: only the sampled rows are read
+        trained = training.train_rankers(
+            ranker_features,
+            {w: lf.collect() for w, lf in labels.items()},
+            week,
+            config.n_training_weeks,
+            config.max_negatives,
+            config.seed,
+        )
+    except ValueError as exc:
+        raise dg.Failure(str(exc)) from exc
     folder = model_store.folder("ranker_lightgbm", week)
-    folder.mkdir(parents=True, exist_ok=True)
-    booster.save_model(str(folder / "model.txt"))
-    (folder / "info.json").write_text(json.dumps(lgb_info, indent=1))
+    dlrm_folder = model_store.folder("ranker_dlrm", week)
+    trained.save(folder, dlrm_folder)
+    lgb_info = trained.lightgbm_info
     png = plots.feature_importance(
         lgb_info["importance_gain"], reports.path(f"ranker_importance_{week}.png")
     )
-    dlrm_folder = model_store.folder("ranker_dlrm", week)
-    dlrm.save_dlrm(dlrm_folder, model, prep, dcfg, dlrm_info)
     context.add_output_metadata(
         {
             "lightgbm": dg.MetadataValue.json(
                 {k: v for k, v in lgb_info.items() if k != "importance_gain"}
             ),
-            "dlrm": dg.MetadataValue.json(dlrm_info),
+            "dlrm": dg.MetadataValue.json(trained.dlrm_info),
             "importance": dg.MetadataValue.md(
                 plots.markdown_image(png, "feature importance (gain)")
             ),
             "model": dg.MetadataValue.path(str(folder)),
         }
     )
+    rows = trained.train_rows
     return pl.DataFrame(
         {
             "ranker": list(RANKERS),

@@ -4,6 +4,11 @@ those weeks' purchases; customers without a positive candidate dropped; at most
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 import polars as pl
 
@@ -103,3 +108,58 @@ def ranked(frame: pl.DataFrame, scores: np.ndarray, k: int) -> pl.DataFrame:
         .filter(pl.col("rank") <= k)
         .with_columns(pl.col("customer_id", "article_id").cast(pl.Int32))
     )
+
+
+@dataclass
+class TrainedRankers:
+    """Both rankers as `train_rankers` leaves them: LightGBM's booster and DLRM's model with
+    its preprocessing and settings, what each training recorded, and the training rows."""
+
+    booster: Any
+    lightgbm_info: dict
+    dlrm_model: Any
+    dlrm_prep: Any
+    dlrm_config: Any
+    dlrm_info: dict
+    train_rows: int
+
+    def save(self, lightgbm_folder: Path, dlrm_folder: Path) -> None:
+        """LightGBM's model.txt and info.json; DLRM's state_dict, config and preprocessing:
+        what shards.restore_scorers reads."""
+        from hm_pipeline.ranking import dlrm
+
+        folder = Path(lightgbm_folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.booster.save_model(str(folder / "model.txt"))
+        (folder / "info.json").write_text(json.dumps(self.lightgbm_info, indent=1))
+        dlrm.save_dlrm(
+            Path(dlrm_folder), self.dlrm_model, self.dlrm_prep, self.dlrm_config, self.dlrm_info
+        )
+
+
+def train_rankers(
+    features: dict[str, pl.DataFrame | pl.LazyFrame],
+    labels: dict[str, pl.DataFrame],
+    week: str,
+    n_weeks: int,
+    max_negatives: int,
+    seed: int = 0,
+) -> TrainedRankers:
+    """LightGBM lambdarank (early stopping on the latest training week, refit on all) and DLRM
+    (best epoch by the latest week's MAP@12) learned from the feature tables of the weeks
+    before `week` labelled with those weeks' purchases. Labels of `week` or later are refused,
+    as is a training week without labels (ValueError naming the weeks)."""
+    from hm_pipeline.ranking import dlrm, lgbm  # torch and LightGBM: imported when training
+
+    late = sorted(w for w in labels if w >= week)
+    if late:
+        raise ValueError(f"the rankers for {week} may not read labels of {late}")
+    earlier = {w: f for w, f in features.items() if w < week}
+    missing = sorted(w for w in earlier if w not in labels)
+    train, valid = assemble(earlier, labels, week, n_weeks, max_negatives, seed)
+    if train.height == 0 or missing:
+        raise ValueError(f"no training data for {week}: weeks without labels {missing}")
+    booster, lgb_info = lgbm.train_lgbm(train, valid, lgbm.LGBMConfig(seed=seed))
+    dcfg = dlrm.DLRMConfig(seed=seed)
+    model, prep, dlrm_info = dlrm.train_dlrm(train, valid, dcfg)
+    return TrainedRankers(booster, lgb_info, model, prep, dcfg, dlrm_info, train.height)
