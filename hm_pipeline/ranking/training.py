@@ -1,6 +1,6 @@
-"""Training sets for the rankers: the feature tables of the weeks before W, labelled with
-those weeks' purchases; customers without a positive candidate dropped; at most
-`max_negatives` negatives per customer (seeded)."""
+"""The rankers' training sets (the feature tables of the weeks before W, labelled with those
+weeks' purchases; customers without a positive candidate dropped; at most `max_negatives`
+negatives per customer, seeded) and their training (`train_rankers`)."""
 
 from __future__ import annotations
 
