@@ -156,9 +156,11 @@ def train_rankers(
         raise ValueError(f"the rankers for {week} may not read labels of {late}")
     earlier = {w: f for w, f in features.items() if w < week}
     missing = sorted(w for w in earlier if w not in labels)
-    train, valid = assemble(earlier, labels, week, n_weeks, max_negatives, seed)
-    if train.height == 0 or missing:
+    if missing:  # before any feature table is read
         raise ValueError(f"no training data for {week}: weeks without labels {missing}")
+    train, valid = assemble(earlier, labels, week, n_weeks, max_negatives, seed)
+    if train.height == 0:
+        raise ValueError(f"no training data for {week}: no earlier week with labels")
     booster, lgb_info = lgbm.train_lgbm(train, valid, lgbm.LGBMConfig(seed=seed))
     dcfg = dlrm.DLRMConfig(seed=seed)
     model, prep, dlrm_info = dlrm.train_dlrm(train, valid, dcfg)
