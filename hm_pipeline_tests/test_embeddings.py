@@ -109,6 +109,32 @@ def test_changed_text_is_encoded_again(text_table) -> None:
     assert got["embedding"][5].to_list() == table["embedding"][5].to_list()
 
 
+def test_texts_are_encoded_in_article_order(monkeypatch, tmp_path) -> None:
+    """The model batches texts by length and a bf16 vector depends on its batch's padding: the
+    texts must reach the model in the same order every run (first appearance by article id)."""
+    from hm_pipeline.embeddings import text as text_mod
+
+    seen: list[list[str]] = []
+
+    def fake_encode(texts, model_path, batch_size, precision):
+        seen.append(list(texts))
+        return np.ones((len(texts), 4), np.float32)
+
+    monkeypatch.setattr(text_mod, "encode", fake_encode)
+    n = 60_000
+    arts = pl.DataFrame(
+        {"article_id": np.arange(n, dtype=np.int32)}
+        | {c: [f"{c} {(i * 7919) % 20_000}" for i in range(n)] for c in text_mod.TEXT_FIELDS}
+    )
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "weights.bin").write_bytes(b"x")
+    for run in range(2):
+        text_embeddings(arts, str(model), tmp_path / f"cache{run}", precision="fp32")
+    expected = article_texts(arts).unique("text_hash", maintain_order=True)["text"].to_list()
+    assert seen[0] == expected and seen[1] == expected
+
+
 def test_text_model_is_configurable_and_missing_models_are_named(tiny_tables, tmp_path) -> None:
     with pytest.raises(FileNotFoundError, match="no_such_model"):
         text_embeddings(tiny_tables["articles"].head(3), str(tmp_path / "no_such_model"), tmp_path)

@@ -122,7 +122,11 @@ def text_embeddings(
         else pl.DataFrame(schema={"text_hash": pl.String, "embedding": pl.List(pl.Float32)})
     )
     cached = texts.join(cache, on="text_hash", how="semi").height
-    todo = texts.unique("text_hash", keep="first").join(cache, on="text_hash", how="anti")
+    # in article order: the model batches texts by length, and in bf16 a text's vector depends
+    # on its batch's padding, so an order that varied from run to run changed the vectors
+    todo = texts.unique("text_hash", keep="first", maintain_order=True).join(
+        cache, on="text_hash", how="anti", maintain_order="left"
+    )
     if todo.height:
         fresh = encode(todo["text"].to_list(), model_path, batch_size, precision)
         new = pl.DataFrame(
