@@ -149,6 +149,7 @@ def embed_all(
     out = []
     for s in range(0, len(paths), chunk):
         x = _to_float(load_images(raw_dir, paths[s : s + chunk], cfg.height, cfg.width))
+        x = x.contiguous(memory_format=torch.channels_last)
         out.append(torch.cat([embed(x[b : b + 512]) for b in range(0, len(x), 512)]).numpy())
     return np.concatenate(out) if out else np.zeros((0, cfg.dim), np.float32)
 
@@ -187,7 +188,13 @@ def image_embeddings(
     dim = None
     x = np.zeros((len(arts), 1), np.float32)
     if has.any():
-        got = embed_all(embed, raw_dir, list(paths[has]), cfg)
+        # channels-last convolutions are the faster kernels on the CPU (a quarter less time
+        # in a one-off measurement); the weights go back to the usual layout afterwards
+        model.to(memory_format=torch.channels_last)
+        try:
+            got = embed_all(embed, raw_dir, list(paths[has]), cfg)
+        finally:
+            model.to(memory_format=torch.contiguous_format)
         dim = got.shape[1]
         x = np.zeros((len(arts), dim), np.float32)
         x[has] = normalize(got)
