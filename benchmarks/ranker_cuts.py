@@ -88,8 +88,9 @@ def main() -> None:
         "# The rankers' training rows: fewer negatives, a cut union",
         "",
         f"Written by `python benchmarks/ranker_cuts.py --data {args.data} --week {week}` "
-        f"({platform.machine()}, {lgbm.LGBMConfig.num_threads} LightGBM threads). LightGBM trained on {', '.join(earlier)} (early stopping on the latest, "
-        f"refit on both) and scored on {week}'s table under the same cut; MAP@12 on "
+        f"({platform.machine()}, {lgbm.LGBMConfig.num_threads} LightGBM threads). LightGBM "
+        f"trained on {', '.join(earlier)} (early stopping on the latest, refit on both) "
+        f"and scored on {week}'s table under the same cut; MAP@12 on "
         f"{truth['customer_id'].n_unique()} buyers. `LightGBM s`: datasets and boosting; "
         "`assemble s`: choosing and reading the training rows.",
         "",
