@@ -78,27 +78,32 @@ def main() -> None:
             "train rows": older.height,
             "refit rows": info.get("refit_rows"),
             "rounds": info["best_iteration"],
-            "assemble s": round(assembled, 1),
-            "LightGBM s": round(trained, 1),
-            "MAP@12": round(map_at_k(top, truth, 12), 5),
+            "assemble s": f"{assembled:.1f}",
+            "LightGBM s": f"{trained:.1f}",
+            "MAP@12": f"{map_at_k(top, truth, 12):.5f}",
         }
         print(row, flush=True)
         rows.append(row)
+    write(rows, args.data, week, earlier, truth["customer_id"].n_unique(), args.output)
+
+
+def write(rows: list[dict], data: Path, week: str, earlier: list[str], buyers: int, output: Path):
+    """The results file."""
     lines = [
         "# The rankers' training rows: fewer negatives, a cut union",
         "",
-        f"Written by `python benchmarks/ranker_cuts.py --data {args.data} --week {week}` "
+        f"Written by `python benchmarks/ranker_cuts.py --data {data} --week {week}` "
         f"({platform.machine()}, {lgbm.LGBMConfig.num_threads} LightGBM threads). LightGBM "
         f"trained on {', '.join(earlier)} (early stopping on the latest, refit on both) "
         f"and scored on {week}'s table under the same cut; MAP@12 on "
-        f"{truth['customer_id'].n_unique()} buyers. `LightGBM s`: datasets and boosting; "
+        f"{buyers:,} buyers. `LightGBM s`: datasets and boosting; "
         "`assemble s`: choosing and reading the training rows.",
         "",
         markdown_table(pl.DataFrame(rows)),
         "",
     ]
-    args.output.write_text("\n".join(lines) + "\n")
-    print(args.output.read_text())
+    output.write_text("\n".join(lines) + "\n")
+    print(output.read_text())
 
 
 if __name__ == "__main__":
