@@ -25,7 +25,8 @@ import polars as pl
 from hm_pipeline.evaluation import markdown_table
 from hm_pipeline.metrics import map_at_k
 from hm_pipeline.ranking import lgbm, training
-from hm_pipeline.ranking.union import best_first
+from hm_pipeline.ranking.shards import score_frames
+from hm_pipeline.ranking.union import keep_best
 
 # (label, max_negatives, cut per customer)
 VARIANTS = (
@@ -35,13 +36,6 @@ VARIANTS = (
     ("negatives 30, cut 150", 30, 150),
     ("negatives 20, cut 150", 20, 150),
 )
-
-
-def cut(table: pl.LazyFrame, n: int | None) -> pl.LazyFrame:
-    """A feature table restricted to each customer's best n rows (the union's cut order)."""
-    if n is None:
-        return table
-    return best_first(table).filter(pl.int_range(pl.len()).over("customer_id") < n)
 
 
 def main() -> None:
@@ -61,18 +55,20 @@ def main() -> None:
     for name, negatives, n in VARIANTS:
         t = time.perf_counter()
         older, latest = training.assemble(
-            {w: cut(pl.scan_parquet(feats[w]), n) for w in earlier}, labels, week, 2, negatives, 0
+            {w: keep_best(pl.scan_parquet(feats[w]), n) for w in earlier},
+            labels,
+            week,
+            2,
+            negatives,
+            0,
         )
         assembled = time.perf_counter() - t
         t = time.perf_counter()
         booster, info = lgbm.train_lgbm(older, latest, lgbm.LGBMConfig())
         trained = time.perf_counter() - t
-        compiled = lgbm.CompiledRanker.of(booster)
-        now = cut(pl.scan_parquet(feats[week]), n)
-        top = pl.concat(
-            training.ranked(frame, compiled(frame), 12)
-            for frame in training.customer_chunks(now, args.chunk_customers)
-        )
+        now = keep_best(pl.scan_parquet(feats[week]), n)
+        chunks = training.customer_chunks(now, args.chunk_customers)
+        top = score_frames(chunks, {"lightgbm": lgbm.CompiledRanker.of(booster)}, 12)
         row = {
             "variant": name,
             "train rows": older.height,

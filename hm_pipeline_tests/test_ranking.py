@@ -410,6 +410,25 @@ def test_union_cap_keeps_the_best_ranked() -> None:
     assert u["article_id"].to_list() == [10, 12]
 
 
+def test_keep_best_cuts_a_feature_table_in_the_unions_order() -> None:
+    from hm_pipeline.ranking.union import keep_best
+
+    table = pl.DataFrame(
+        {
+            "customer_id": [1, 1, 1, 2, 2],
+            "article_id": [10, 11, 12, 10, 11],
+            "best_rank": [3, 1, 1, 2, 5],
+            "n_sources": [4, 1, 2, 1, 1],
+            "feature": [0.1, 0.2, 0.3, 0.4, 0.5],
+        }
+    )
+    assert keep_best(table, None).equals(table)
+    kept = keep_best(table.lazy(), 2).collect().sort("customer_id", "article_id")
+    # customer 1: best rank 1 twice (12 found by more sources first), then 11; customer 2 whole
+    assert kept.select("customer_id", "article_id").rows() == [(1, 11), (1, 12), (2, 10), (2, 11)]
+    assert kept["feature"].to_list() == [0.2, 0.3, 0.4, 0.5]
+
+
 def test_only_the_prediction_weeks_union_is_cut_by_default() -> None:
     from hm_pipeline.assets.ranking import UnionConfig, union_limit
     from hm_pipeline.partitions import CALENDAR

@@ -188,8 +188,8 @@ def image_embeddings(
     dim = None
     x = np.zeros((len(arts), 1), np.float32)
     if has.any():
-        # channels-last convolutions are the faster kernels on the CPU (a quarter less time
-        # in a one-off measurement); the weights go back to the usual layout afterwards
+        # channels-last convolutions are the faster kernels on the CPU; the weights go back to
+        # the usual layout afterwards
         model.to(memory_format=torch.channels_last)
         try:
             got = embed_all(embed, raw_dir, list(paths[has]), cfg)

@@ -56,11 +56,15 @@ def candidate_union(
             pl.col("_r").min().alias("best_rank"),
         )
     )
-    if max_per_customer is not None:
-        union = best_first(union).filter(
-            pl.int_range(pl.len()).over("customer_id") < max_per_customer
-        )
-    return union.sort("customer_id", "article_id")
+    return keep_best(union, max_per_customer).sort("customer_id", "article_id")
+
+
+def keep_best(union: pl.DataFrame | pl.LazyFrame, n: int | None):
+    """Each customer's first n rows in `best_first` order (all of them with n None): the cut
+    of a union, or of a feature table, which keeps the union's rank columns."""
+    if n is None:
+        return union
+    return best_first(union).filter(pl.int_range(pl.len()).over("customer_id") < n)
 
 
 def best_first(union: pl.DataFrame | pl.LazyFrame):
