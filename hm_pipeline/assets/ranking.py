@@ -143,7 +143,7 @@ class RankerConfig(dg.Config):
     max_negatives: int = 20
     """Negatives per customer in the training rows (every positive kept): 20 against 30 left
     LightGBM's MAP@12 on the full-scale validation week within 0.0001 (0.0558 against 0.0559;
-    the sign flipped between two worlds) on 32% fewer rows and 40% less training time
+    the sign flipped between two worlds) on 32% fewer rows and 37-40% less training time
     (benchmarks/ranker-cuts.md, `python benchmarks/ranker_cuts.py`)."""
     k: int = 50
     chunk_customers: int = 20_000
