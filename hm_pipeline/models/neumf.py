@@ -37,11 +37,13 @@ class NeuMF(nn.Module):
         return self.head(torch.cat([gmf, mlp], dim=-1)).squeeze(-1)
 
     @torch.no_grad()
-    def score_pool(self, users: torch.Tensor, pool: torch.Tensor, batch: int = 256) -> torch.Tensor:
+    def score_pool(self, users: torch.Tensor, pool: torch.Tensor, batch: int = 32) -> torch.Tensor:
         """Logits of every user x every pool item, (len(users), len(pool)), in user batches.
         The MLP's first layer is linear in [user; item], so each side's share is computed once
         (users per batch, the pool once) and only their sum goes through the rest of the MLP;
-        the GMF term and the head are folded into one user x item product."""
+        the GMF term and the head are folded into one user x item product. Small batches keep
+        the (batch x pool x width) activations in the CPU's cache, and the ReLUs work in place:
+        the same logits in about half the time of batches of 256 (benchmarks/neumf-scoring.md)."""
         if len(users) == 0:
             return torch.zeros((0, len(pool)))
         g, d = self.user_gmf.embedding_dim, self.user_mlp.embedding_dim
@@ -51,14 +53,16 @@ class NeuMF(nn.Module):
             user_w, item_w, bias = first.weight[:, :d].T, first.weight[:, d:].T, first.bias
         else:  # no hidden layer: the tower is the concatenation [user; item] itself
             eye = torch.eye(2 * d)
-            user_w, item_w, bias, rest = eye[:d], eye[d:], torch.zeros(2 * d), nn.Identity()
+            user_w, item_w, bias, rest = eye[:d], eye[d:], torch.zeros(2 * d), nn.Sequential()
         item_gmf = self.item_gmf(pool)  # (P, g)
         item_first = self.item_mlp(pool) @ item_w + bias  # (P, h1)
         out = []
         for s in range(0, len(users), batch):
             u = users[s : s + batch]
             gmf = (self.user_gmf(u) * head_w[:g]) @ item_gmf.T  # (B, P)
-            hidden = rest((self.user_mlp(u) @ user_w)[:, None, :] + item_first[None, :, :])
+            hidden = (self.user_mlp(u) @ user_w)[:, None, :] + item_first[None, :, :]
+            for layer in rest:
+                hidden = hidden.relu_() if isinstance(layer, nn.ReLU) else layer(hidden)
             out.append(gmf + hidden @ head_w[g:] + head_b)
         return torch.cat(out)
 
