@@ -10,7 +10,15 @@ on the two weeks before W (the cut applied to both training weeks' tables and to
 model is trained and scored as the pipeline would) and scores W's table with the compiled
 model; MAP@12 is on all of W's buyers (those with no candidate left after the cut score 0).
 
+`--study depth` compares shallower unions instead: `UnionConfig.per_source` (how deep into
+each source's list the union reaches) below the tables' 40. A union of depth d is the depth-40
+table with every source's rank and score beyond d set null, `n_sources` and `best_rank`
+counted again and the pairs no source keeps dropped: the table `ranker_candidates` and
+`ranker_features` would build with `per_source` d (the other features are the pair's,
+customer's and article's own).
+
     python benchmarks/ranker_cuts.py --data data/bench-full --week 2020-09-16
+    python benchmarks/ranker_cuts.py --data data/bench-full --week 2020-09-16 --study depth
 """
 
 from __future__ import annotations
@@ -26,25 +34,62 @@ from hm_pipeline.evaluation import markdown_table
 from hm_pipeline.metrics import map_at_k
 from hm_pipeline.ranking import lgbm, training
 from hm_pipeline.ranking.shards import score_frames
-from hm_pipeline.ranking.union import keep_best
+from hm_pipeline.ranking.union import keep_best, source_names
 
-# (label, max_negatives, cut per customer)
-VARIANTS = (
-    ("negatives 30, uncut (the default before)", 30, None),
-    ("negatives 20, uncut (the default)", 20, None),
-    ("negatives 15, uncut", 15, None),
-    ("negatives 30, cut 150", 30, 150),
-    ("negatives 20, cut 150", 20, 150),
-)
+# (label, max_negatives, cut per customer, union depth per source) by study
+STUDIES = {
+    "cuts": (
+        ("negatives 30, uncut (the default before)", 30, None, None),
+        ("negatives 20, uncut (the default)", 20, None, None),
+        ("negatives 15, uncut", 15, None, None),
+        ("negatives 30, cut 150", 30, 150, None),
+        ("negatives 20, cut 150", 20, 150, None),
+    ),
+    "depth": (
+        ("per_source 40 (the default)", 20, None, None),
+        ("per_source 30", 20, None, 30),
+        ("per_source 25", 20, None, 25),
+        ("per_source 20", 20, None, 20),
+    ),
+}
+OUTPUTS = {"cuts": "ranker-cuts.md", "depth": "union-depth.md"}
+
+
+def shallower(table: pl.LazyFrame, depth: int | None) -> pl.LazyFrame:
+    """The union (or feature table) as `per_source` = depth would have built it from a deeper
+    one: ranks and scores beyond `depth` null, n_sources and best_rank counted again, the
+    pairs no source keeps dropped (None: the table as it is)."""
+    if depth is None:
+        return table
+    names = source_names(table)
+    kept = {n: pl.col(f"{n}_rank") <= depth for n in names}
+    return (
+        table.with_columns(
+            *[
+                pl.when(kept[n]).then(pl.col(f"{n}_{c}")).alias(f"{n}_{c}")
+                for n in names
+                for c in ("score", "rank")
+            ]
+        )
+        .with_columns(
+            pl.sum_horizontal(*[pl.col(f"{n}_rank").is_not_null() for n in names])
+            .cast(pl.Int16)
+            .alias("n_sources"),
+            pl.min_horizontal(*[pl.col(f"{n}_rank") for n in names]).alias("best_rank"),
+        )
+        .filter(pl.col("n_sources") > 0)
+    )
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", type=Path, default=Path("data/bench-full"))
     ap.add_argument("--week", default="2020-09-16")
-    ap.add_argument("--output", type=Path, default=Path(__file__).with_name("ranker-cuts.md"))
+    ap.add_argument("--study", choices=sorted(STUDIES), default="cuts")
+    ap.add_argument("--output", type=Path, default=None)
     ap.add_argument("--chunk-customers", type=int, default=20_000)
     args = ap.parse_args()
+    output = args.output or Path(__file__).with_name(OUTPUTS[args.study])
     lake = args.data / "lake"
     feats = {p.stem: p for p in (lake / "ranker_features").glob("*.parquet")}
     labels = {p.stem: pl.read_parquet(p) for p in (lake / "labels").glob("*.parquet")}
@@ -52,10 +97,10 @@ def main() -> None:
     earlier = sorted(e for e in feats if e < week and e in labels)[-2:]
     truth = labels[week].select("customer_id", "article_id")
     rows = []
-    for name, negatives, n in VARIANTS:
+    for name, negatives, n, depth in STUDIES[args.study]:
         t = time.perf_counter()
         older, latest = training.assemble(
-            {w: keep_best(pl.scan_parquet(feats[w]), n) for w in earlier},
+            {w: keep_best(shallower(pl.scan_parquet(feats[w]), depth), n) for w in earlier},
             labels,
             week,
             2,
@@ -66,11 +111,12 @@ def main() -> None:
         t = time.perf_counter()
         booster, info = lgbm.train_lgbm(older, latest, lgbm.LGBMConfig())
         trained = time.perf_counter() - t
-        now = keep_best(pl.scan_parquet(feats[week]), n)
+        now = keep_best(shallower(pl.scan_parquet(feats[week]), depth), n)
         chunks = training.customer_chunks(now, args.chunk_customers)
         top = score_frames(chunks, {"lightgbm": lgbm.CompiledRanker.of(booster)}, 12)
         row = {
             "variant": name,
+            "scored rows": now.select(pl.len()).collect().item(),
             "train rows": older.height,
             "refit rows": info.get("refit_rows"),
             "rounds": info["best_iteration"],
@@ -80,15 +126,31 @@ def main() -> None:
         }
         print(row, flush=True)
         rows.append(row)
-    write(rows, args.data, week, earlier, truth["customer_id"].n_unique(), args.output)
+    buyers = truth["customer_id"].n_unique()
+    write(rows, args.data, week, earlier, buyers, output, args.study)
 
 
-def write(rows: list[dict], data: Path, week: str, earlier: list[str], buyers: int, output: Path):
+TITLES = {
+    "cuts": "The rankers' training rows: fewer negatives, a cut union",
+    "depth": "How deep the union reaches into each source (`UnionConfig.per_source`)",
+}
+
+
+def write(
+    rows: list[dict],
+    data: Path,
+    week: str,
+    earlier: list[str],
+    buyers: int,
+    output: Path,
+    study: str = "cuts",
+):
     """The results file."""
+    flag = "" if study == "cuts" else f" --study {study}"
     lines = [
-        "# The rankers' training rows: fewer negatives, a cut union",
+        f"# {TITLES[study]}",
         "",
-        f"Written by `python benchmarks/ranker_cuts.py --data {data} --week {week}` "
+        f"Written by `python benchmarks/ranker_cuts.py --data {data} --week {week}{flag}` "
         f"({platform.machine()}, {lgbm.LGBMConfig.num_threads} LightGBM threads). LightGBM "
         f"trained on {', '.join(earlier)} (early stopping on the latest, refit on both) "
         f"and scored on {week}'s table under the same cut; MAP@12 on "
