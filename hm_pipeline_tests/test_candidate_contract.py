@@ -120,6 +120,43 @@ def test_non_personal_sources_cover_every_customer(name: str, tiny_tables: dict)
     assert counts.height == cust.height and (counts["len"] == K).all()
 
 
+@pytest.mark.parametrize(
+    "name", ["popularity_last_week", "popularity_time_decayed", "popularity_age_group"]
+)
+def test_shared_lists_give_the_rows_of_ranking_every_customer(name: str, tiny_tables) -> None:
+    """A source with one list for everyone (or one per age group) is ranked once per list and
+    handed to each customer as it is: the same rows, in the same order, as spreading its
+    scores over every customer first and ranking each customer's rows (the general path).
+    Customers of unknown age, one missing from the customer table and one of an age group
+    that bought nothing lately included."""
+    cust = tiny_tables["customers"].with_columns(
+        pl.when(pl.int_range(pl.len()) == 0)
+        .then(pl.lit(120.0))
+        .when(pl.int_range(pl.len()) == 1)
+        .then(None)
+        .otherwise(pl.col("age"))
+        .alias("age")
+    )
+    ctx = SourceContext(articles=tiny_tables["articles"], customers=cust)
+    ids = cust["customer_id"]
+    wanted = pl.concat([ids, pl.Series([ids.max() + 1], dtype=ids.dtype)])
+    source = REGISTRY[name](k=K)
+
+    class EveryCustomer(type(source)):  # the same scores, spread over the customers
+        def score(self, history, customers, cutoff, ctx):
+            lists = super().score(history, customers, cutoff, ctx).lazy()
+            if "segment" in lists.collect_schema().names():
+                who = self.segments(customers, ctx).lazy()
+                return who.join(lists, on="segment").drop("segment")
+            return customers.lazy().join(lists, how="cross")
+
+    tx = tiny_tables["transactions"].lazy()
+    fast = source.generate(tx, wanted, CUTOFF, ctx)
+    slow = EveryCustomer(k=K).generate(tx, wanted, CUTOFF, ctx)
+    assert fast.height == wanted.len() * K
+    assert fast.equals(slow)
+
+
 @pytest.mark.parametrize("name", ["similar_fused", "similar_text"])
 def test_similarity_in_chunks_of_customers_gives_the_same_lists(name: str, setup) -> None:
     """Chunks of 7 customers (each keeping its own top k) give what one chunk gives."""

@@ -49,7 +49,13 @@ class CandidateSource(ABC):
         self, history: pl.LazyFrame, customers: pl.DataFrame, cutoff: date, ctx: SourceContext
     ) -> pl.LazyFrame | pl.DataFrame:
         """Scores from the history strictly before `cutoff`: columns customer_id, article_id,
-        score; or article_id, score for one list shared by every customer."""
+        score; or article_id, score for one list shared by every customer; or segment,
+        article_id, score for one list per segment of customers (`segments` says whose)."""
+
+    def segments(self, customers: pl.DataFrame, ctx: SourceContext) -> pl.LazyFrame:
+        """customer_id, segment: the segment of each customer in `customers`, for a source
+        whose `score` gives one list per segment."""
+        raise NotImplementedError(f"{self.name} scores per segment but names no segments")
 
     def generate(
         self, history: pl.LazyFrame, customers: pl.Series, cutoff: date, ctx: SourceContext
@@ -65,12 +71,32 @@ class CandidateSource(ABC):
             pl.col("article_id").cast(pl.Int32), pl.col("score").cast(pl.Float64).round(9)
         ).join(catalogue, on="article_id", how="semi")
         if "customer_id" not in scored.collect_schema().names():
-            top = top_k(scored.with_columns(pl.lit(0, pl.Int32).alias("customer_id")), self.k)
-            scored = cust.lazy().join(top.drop("customer_id", "rank"), how="cross")
-        else:
-            scored = scored.with_columns(pl.col("customer_id").cast(pl.Int32)).join(
-                cust.lazy(), on="customer_id", how="semi"
+            # one list for everyone (or per segment), ranked once: every customer (in id order)
+            # gets its list as it is, the rows the per-customer ranking below would give,
+            # without sorting every customer's rows
+            if "segment" in scored.collect_schema().names():
+                who = cust.lazy().join(
+                    self.segments(cust, ctx).lazy(), on="customer_id", how="left"
+                )
+            else:
+                scored = scored.with_columns(pl.lit(0, pl.Int32).alias("segment"))
+                who = cust.lazy().with_columns(pl.lit(0, pl.Int32).alias("segment"))
+            lists = top_k(
+                scored.group_by("segment", "article_id")
+                .agg(pl.col("score").max())
+                .rename({"segment": "customer_id"}),
+                self.k,
+            ).rename({"customer_id": "segment"})
+            return (
+                who.sort("customer_id")
+                .join(lists, on="segment", how="inner", maintain_order="left_right")
+                .select(list(CANDIDATE_SCHEMA))
+                .collect()
+                .cast(CANDIDATE_SCHEMA)
             )
+        scored = scored.with_columns(pl.col("customer_id").cast(pl.Int32)).join(
+            cust.lazy(), on="customer_id", how="semi"
+        )
         return (
             top_k(scored.group_by("customer_id", "article_id").agg(pl.col("score").max()), self.k)
             .select(list(CANDIDATE_SCHEMA))

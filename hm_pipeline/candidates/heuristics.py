@@ -80,15 +80,29 @@ class PopularityByAge(CandidateSource):
         # keep the bins' top k only before fanning out to customers
         by_bin = _top_per(by_bin, "age_bin", "score", "article_id", self.k)
         overall = overall.sort(["score", "article_id"], descending=[True, False]).head(self.k)
-        cust = customers.lazy().join(ages, on="customer_id", how="left")
-        # the age group's list (scores 2..3), then the overall list (0..1) behind it, so that
-        # unknown ages and groups with few recent sales still get k articles
+        # one list per age group (the customers' segments): the group's list (scores 2..3),
+        # then the overall list (0..1) behind it, so that unknown ages (-1) and groups with few
+        # recent sales still get k articles
         by_bin = by_bin.with_columns(2 + pl.col("score") / pl.col("score").max().over("age_bin"))
         overall = overall.with_columns(pl.col("score") / pl.col("score").max())
-        known = cust.filter(pl.col("age_bin") >= 0).join(by_bin, on="age_bin", how="inner")
-        everyone = cust.join(overall, how="cross")
-        cols = ["customer_id", "article_id", "score"]
+        groups = self.segments(customers, ctx).select("segment").unique()
+        known = by_bin.filter(pl.col("age_bin") >= 0).rename({"age_bin": "segment"})
+        known = known.join(groups, on="segment", how="semi")
+        everyone = groups.join(overall, how="cross")
+        cols = ["segment", "article_id", "score"]
         return pl.concat([known.select(cols), everyone.select(cols)])
+
+    def segments(self, customers, ctx):
+        """Each customer's age group; -1 for an unknown age (and a customer missing from the
+        customer table)."""
+        ages = ctx.customers.lazy().select("customer_id", self._bin().alias("segment"))
+        return (
+            customers.lazy()
+            .select(pl.col("customer_id").cast(pl.Int32))
+            .join(ages.with_columns(pl.col("customer_id").cast(pl.Int32)), on="customer_id",
+                  how="left")
+            .with_columns(pl.col("segment").fill_null(-1))
+        )  # fmt: skip
 
 
 class Repurchase(CandidateSource):
