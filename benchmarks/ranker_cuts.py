@@ -15,7 +15,8 @@ each source's list the union reaches) below the tables' 40. A union of depth d i
 table with every source's rank and score beyond d set null, `n_sources` and `best_rank`
 counted again and the pairs no source keeps dropped: the table `ranker_candidates` and
 `ranker_features` would build with `per_source` d (the other features are the pair's,
-customer's and article's own).
+customer's and article's own; `ranking.union.shallower`, tested against
+`candidate_union`).
 
     python benchmarks/ranker_cuts.py --data data/bench-full --week 2020-09-16
     python benchmarks/ranker_cuts.py --data data/bench-full --week 2020-09-16 --study depth
@@ -34,7 +35,7 @@ from hm_pipeline.evaluation import markdown_table
 from hm_pipeline.metrics import map_at_k
 from hm_pipeline.ranking import lgbm, training
 from hm_pipeline.ranking.shards import score_frames
-from hm_pipeline.ranking.union import keep_best, source_names
+from hm_pipeline.ranking.union import keep_best, shallower
 
 # (label, max_negatives, cut per customer, union depth per source) by study
 STUDIES = {
@@ -53,32 +54,6 @@ STUDIES = {
     ),
 }
 OUTPUTS = {"cuts": "ranker-cuts.md", "depth": "union-depth.md"}
-
-
-def shallower(table: pl.LazyFrame, depth: int | None) -> pl.LazyFrame:
-    """The union (or feature table) as `per_source` = depth would have built it from a deeper
-    one: ranks and scores beyond `depth` null, n_sources and best_rank counted again, the
-    pairs no source keeps dropped (None: the table as it is)."""
-    if depth is None:
-        return table
-    names = source_names(table)
-    kept = {n: pl.col(f"{n}_rank") <= depth for n in names}
-    return (
-        table.with_columns(
-            *[
-                pl.when(kept[n]).then(pl.col(f"{n}_{c}")).alias(f"{n}_{c}")
-                for n in names
-                for c in ("score", "rank")
-            ]
-        )
-        .with_columns(
-            pl.sum_horizontal(*[pl.col(f"{n}_rank").is_not_null() for n in names])
-            .cast(pl.Int16)
-            .alias("n_sources"),
-            pl.min_horizontal(*[pl.col(f"{n}_rank") for n in names]).alias("best_rank"),
-        )
-        .filter(pl.col("n_sources") > 0)
-    )
 
 
 def main() -> None:

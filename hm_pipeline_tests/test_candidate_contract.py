@@ -98,13 +98,13 @@ def test_no_leakage(output, setup) -> None:
     assert type(source)(k=K).generate(before.lazy(), customers, CUTOFF, ctx).equals(out)
 
 
-@pytest.mark.parametrize(
-    "name", ["popularity_last_week", "popularity_time_decayed", "popularity_age_group"]
-)
-def test_non_personal_sources_cover_every_customer(name: str, tiny_tables: dict) -> None:
-    """The fallbacks of the final recommendations: nobody may be left without a list, not a
-    customer of unknown age nor one whose age group bought nothing lately."""
-    cust = tiny_tables["customers"].with_columns(
+NON_PERSONAL = ["popularity_last_week", "popularity_time_decayed", "popularity_age_group"]
+
+
+def _odd_ages(customers: pl.DataFrame) -> pl.DataFrame:
+    """The customers with an age group nobody else is in (120: it bought nothing lately) and
+    an unknown age."""
+    return customers.with_columns(
         pl.when(pl.int_range(pl.len()) == 0)
         .then(pl.lit(120.0))
         .when(pl.int_range(pl.len()) == 1)
@@ -112,6 +112,13 @@ def test_non_personal_sources_cover_every_customer(name: str, tiny_tables: dict)
         .otherwise(pl.col("age"))
         .alias("age")
     )
+
+
+@pytest.mark.parametrize("name", NON_PERSONAL)
+def test_non_personal_sources_cover_every_customer(name: str, tiny_tables: dict) -> None:
+    """The fallbacks of the final recommendations: nobody may be left without a list, not a
+    customer of unknown age nor one whose age group bought nothing lately."""
+    cust = _odd_ages(tiny_tables["customers"])
     ctx = SourceContext(articles=tiny_tables["articles"], customers=cust)
     out = REGISTRY[name](k=K).generate(
         tiny_tables["transactions"].lazy(), cust["customer_id"], CUTOFF, ctx
@@ -120,23 +127,14 @@ def test_non_personal_sources_cover_every_customer(name: str, tiny_tables: dict)
     assert counts.height == cust.height and (counts["len"] == K).all()
 
 
-@pytest.mark.parametrize(
-    "name", ["popularity_last_week", "popularity_time_decayed", "popularity_age_group"]
-)
+@pytest.mark.parametrize("name", NON_PERSONAL)
 def test_shared_lists_give_the_rows_of_ranking_every_customer(name: str, tiny_tables) -> None:
     """A source with one list for everyone (or one per age group) is ranked once per list and
     handed to each customer as it is: the same rows, in the same order, as spreading its
     scores over every customer first and ranking each customer's rows (the general path).
     Customers of unknown age, one missing from the customer table and one of an age group
     that bought nothing lately included."""
-    cust = tiny_tables["customers"].with_columns(
-        pl.when(pl.int_range(pl.len()) == 0)
-        .then(pl.lit(120.0))
-        .when(pl.int_range(pl.len()) == 1)
-        .then(None)
-        .otherwise(pl.col("age"))
-        .alias("age")
-    )
+    cust = _odd_ages(tiny_tables["customers"])
     ctx = SourceContext(articles=tiny_tables["articles"], customers=cust)
     ids = cust["customer_id"]
     wanted = pl.concat([ids, pl.Series([ids.max() + 1], dtype=ids.dtype)])

@@ -410,6 +410,25 @@ def test_union_cap_keeps_the_best_ranked() -> None:
     assert u["article_id"].to_list() == [10, 12]
 
 
+def test_a_shallower_union_is_the_one_a_smaller_per_source_builds() -> None:
+    """shallower (how benchmarks/ranker_cuts.py --study depth compares depths on one table)
+    gives the union candidate_union builds at that depth: ranks beyond it gone with their
+    scores, n_sources and best_rank counted again, pairs found only deeper dropped."""
+    from hm_pipeline.ranking.union import shallower
+
+    a = _cands([(1, 10, 0.9, 1), (1, 11, 0.5, 2), (1, 12, 0.1, 3), (2, 10, 0.4, 1)])
+    b = _cands([(1, 12, 7.0, 1), (1, 11, 3.0, 2), (1, 13, 2.0, 3), (2, 14, 1.0, 1)])
+    c = _cands([(1, 13, 5.0, 1), (1, 10, 4.0, 2), (2, 10, 2.0, 2), (2, 15, 1.0, 3)])
+    sources = {"a": a, "b": b, "c": c}
+    deep = candidate_union(sources, per_source=3).collect()
+    for depth in (1, 2, 3):
+        want = candidate_union(sources, per_source=depth).collect()
+        got = shallower(deep, depth)
+        assert got.height < deep.height or depth == 3
+        assert got.equals(want), depth
+    assert shallower(deep, None).equals(deep)
+
+
 def test_keep_best_cuts_a_feature_table_in_the_unions_order() -> None:
     from hm_pipeline.ranking.union import keep_best
 

@@ -70,11 +70,12 @@ class CandidateSource(ABC):
         scored = scored.with_columns(
             pl.col("article_id").cast(pl.Int32), pl.col("score").cast(pl.Float64).round(9)
         ).join(catalogue, on="article_id", how="semi")
-        if "customer_id" not in scored.collect_schema().names():
+        columns = scored.collect_schema().names()
+        if "customer_id" not in columns:
             # one list for everyone (or per segment), ranked once: every customer (in id order)
             # gets its list as it is, the rows the per-customer ranking below would give,
             # without sorting every customer's rows
-            if "segment" in scored.collect_schema().names():
+            if "segment" in columns:
                 who = cust.lazy().join(
                     self.segments(cust, ctx).lazy(), on="customer_id", how="left"
                 )

@@ -67,6 +67,34 @@ def keep_best(union: pl.DataFrame | pl.LazyFrame, n: int | None):
     return best_first(union).filter(pl.int_range(pl.len()).over("customer_id") < n)
 
 
+def shallower(table: pl.DataFrame | pl.LazyFrame, depth: int | None):
+    """The union (or feature table) as `per_source` = depth would have built it from a deeper
+    one: ranks and scores beyond `depth` null, n_sources and best_rank counted again, the
+    pairs no source keeps dropped (None: the table as it is). The other columns of a feature
+    table are the pair's, customer's and article's own, so they stay (`python
+    benchmarks/ranker_cuts.py --study depth` compares depths on one table this way)."""
+    if depth is None:
+        return table
+    names = source_names(table)
+    kept = {n: pl.col(f"{n}_rank") <= depth for n in names}
+    return (
+        table.with_columns(
+            *[
+                pl.when(kept[n]).then(pl.col(f"{n}_{c}")).alias(f"{n}_{c}")
+                for n in names
+                for c in ("score", "rank")
+            ]
+        )
+        .with_columns(
+            pl.sum_horizontal(*[pl.col(f"{n}_rank").is_not_null() for n in names])
+            .cast(pl.Int16)
+            .alias("n_sources"),
+            pl.min_horizontal(*[pl.col(f"{n}_rank") for n in names]).alias("best_rank"),
+        )
+        .filter(pl.col("n_sources") > 0)
+    )
+
+
 def best_first(union: pl.DataFrame | pl.LazyFrame):
     """A union's rows in the order a cut at N per customer keeps them: by customer, then best
     rank in any source, then found by more sources, then article id."""
