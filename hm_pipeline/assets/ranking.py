@@ -54,7 +54,7 @@ class UnionConfig(dg.Config):
 
     per_source: int = 40
     """30 scored 23% fewer rows of the full-scale validation week for MAP@12 0.05578 against
-    0.05583; 25 and 20 lost 0.0004 (benchmarks/union-depth.md, `python
+    0.05583; 25 and 20 gave 0.05548 and 0.05539 (benchmarks/union-depth.md, `python
     benchmarks/ranker_cuts.py --study depth`)."""
     max_per_customer: int | None = None
     chunk_customer_ids: int = 50_000

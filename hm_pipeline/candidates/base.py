@@ -83,11 +83,10 @@ class CandidateSource(ABC):
                 scored = scored.with_columns(pl.lit(0, pl.Int32).alias("segment"))
                 who = cust.lazy().with_columns(pl.lit(0, pl.Int32).alias("segment"))
             lists = top_k(
-                scored.group_by("segment", "article_id")
-                .agg(pl.col("score").max())
-                .rename({"segment": "customer_id"}),
+                scored.group_by("segment", "article_id").agg(pl.col("score").max()),
                 self.k,
-            ).rename({"customer_id": "segment"})
+                by="segment",
+            )
             return (
                 who.sort("customer_id")
                 .join(lists, on="segment", how="inner", maintain_order="left_right")
@@ -115,14 +114,13 @@ def at_least_kth(score: str, group: str, k: int) -> pl.Expr:
     return col.is_null() | col.is_nan() | (col >= col.fill_nan(None).top_k(k).min().over(group))
 
 
-def top_k(scored: pl.LazyFrame, k: int) -> pl.LazyFrame:
-    """The k best rows per customer by score (rounded as `generate` rounds it, so a source that
-    cuts its own lists early keeps what `generate` would), ties by article id, rank 1..k."""
+def top_k(scored: pl.LazyFrame, k: int, by: str = "customer_id") -> pl.LazyFrame:
+    """The k best rows per customer (or per `by`: a shared list's segment) by score (rounded
+    as `generate` rounds it, so a source that cuts its own lists early keeps what `generate`
+    would), ties by article id, rank 1..k."""
     scored = scored.with_columns(pl.col("score").cast(pl.Float64).round(9))
     return (
-        scored.sort(["customer_id", "score", "article_id"], descending=[False, True, False])
-        .with_columns(
-            pl.int_range(1, pl.len() + 1, dtype=pl.Int32).over("customer_id").alias("rank")
-        )
+        scored.sort([by, "score", "article_id"], descending=[False, True, False])
+        .with_columns(pl.int_range(1, pl.len() + 1, dtype=pl.Int32).over(by).alias("rank"))
         .filter(pl.col("rank") <= k)
     )

@@ -11,7 +11,7 @@ import numpy as np
 import polars as pl
 from scipy import sparse
 
-from hm_pipeline.candidates.base import CandidateSource, at_least_kth
+from hm_pipeline.candidates.base import CandidateSource, SourceContext, at_least_kth
 
 
 def _days_before(cutoff: date) -> pl.Expr:
@@ -71,8 +71,14 @@ class PopularityByAge(CandidateSource):
     def _bin(self) -> pl.Expr:
         return (pl.col("age") // self.bin_years).cast(pl.Int32).fill_null(-1)
 
+    def _ages(self, ctx: SourceContext) -> pl.LazyFrame:
+        """customer_id, segment: the age group of each customer in the customer table."""
+        return ctx.customers.lazy().select(
+            pl.col("customer_id").cast(pl.Int32), self._bin().alias("segment")
+        )
+
     def score(self, history, customers, cutoff, ctx):
-        ages = ctx.customers.lazy().select("customer_id", self._bin().alias("age_bin"))
+        ages = self._ages(ctx).rename({"segment": "age_bin"})
         recent = _recent(history, cutoff, self.days).join(ages, on="customer_id", how="left")
         decay = 1.0 / (1 + _days_before(cutoff))
         by_bin = recent.group_by("age_bin", "article_id").agg(decay.sum().alias("score"))
@@ -95,14 +101,12 @@ class PopularityByAge(CandidateSource):
     def segments(self, customers, ctx):
         """Each customer's age group; -1 for an unknown age (and a customer missing from the
         customer table)."""
-        ages = ctx.customers.lazy().select("customer_id", self._bin().alias("segment"))
         return (
             customers.lazy()
             .select(pl.col("customer_id").cast(pl.Int32))
-            .join(ages.with_columns(pl.col("customer_id").cast(pl.Int32)), on="customer_id",
-                  how="left")
+            .join(self._ages(ctx), on="customer_id", how="left")
             .with_columns(pl.col("segment").fill_null(-1))
-        )  # fmt: skip
+        )
 
 
 class Repurchase(CandidateSource):
